@@ -1,0 +1,205 @@
+"""The core library: the reference cell against nn.LSTM, packing, step vs forward, search."""
+import pytest
+import torch
+from torch import nn
+
+from core import (
+    ATTENTION_KINDS,
+    LSTMDecoder,
+    LSTMEncoder,
+    Memory,
+    ReferenceLSTM,
+    beam_search,
+    filter_logits,
+    greedy,
+    prime,
+    sample,
+)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_reference_cell_matches_fused_lstm_outputs_and_gradients(bidirectional):
+    torch.manual_seed(0)
+    fused = nn.LSTM(5, 7, num_layers=3, bidirectional=bidirectional, batch_first=True)
+    ref = ReferenceLSTM.from_fused(fused)
+    lengths = torch.tensor([9, 4, 1, 6])
+    x = torch.randn(4, 9, 5)
+    x_ref = x.clone().requires_grad_()
+    x_fused = x.clone().requires_grad_()
+
+    packed = nn.utils.rnn.pack_padded_sequence(x_fused, lengths, batch_first=True, enforce_sorted=False)
+    out_packed, (h_f, c_f) = fused(packed)
+    out_f, _ = nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True, total_length=9)
+    out_r, (h_r, c_r) = ref(x_ref, lengths)
+
+    torch.testing.assert_close(out_r, out_f, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_r, h_f, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c_r, c_f, rtol=1e-5, atol=1e-6)
+
+    weights = torch.randn_like(out_f)  # an arbitrary loss that touches every output and final state
+    ((out_f * weights).sum() + h_f.sum() + c_f.pow(2).sum()).backward()
+    ((out_r * weights).sum() + h_r.sum() + c_r.pow(2).sum()).backward()
+    torch.testing.assert_close(x_ref.grad, x_fused.grad, rtol=1e-4, atol=1e-6)
+    H = 7
+    for layer in range(3):
+        for direction in range(2 if bidirectional else 1):
+            cell = ref.cells[layer * (2 if bidirectional else 1) + direction]
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            w_ih, w_hh = getattr(fused, "weight_ih" + suffix), getattr(fused, "weight_hh" + suffix)
+            b_hh = getattr(fused, "bias_hh" + suffix)
+            for k, gate in enumerate(("input", "forget", "candidate", "output")):
+                rows = slice(k * H, (k + 1) * H)
+                linear = getattr(cell, gate)
+                expected = torch.cat([w_hh.grad[rows], w_ih.grad[rows]], dim=1)
+                torch.testing.assert_close(linear.weight.grad, expected, rtol=1e-4, atol=1e-6)
+                torch.testing.assert_close(linear.bias.grad, b_hh.grad[rows], rtol=1e-4, atol=1e-6)
+
+
+def test_reference_cell_is_the_seed_equations():
+    torch.manual_seed(1)
+    ref = ReferenceLSTM(3, 2)
+    cell = ref.cells[0]
+    x, h, c = torch.randn(1, 3), torch.randn(1, 2), torch.randn(1, 2)
+    hx = torch.cat([h, x], dim=1)
+    W = {g: (getattr(cell, g).weight, getattr(cell, g).bias) for g in ("forget", "input", "candidate", "output")}
+    f = torch.sigmoid(hx @ W["forget"][0].T + W["forget"][1])
+    i = torch.sigmoid(hx @ W["input"][0].T + W["input"][1])
+    c_new = f * c + i * torch.tanh(hx @ W["candidate"][0].T + W["candidate"][1])
+    h_new = torch.sigmoid(hx @ W["output"][0].T + W["output"][1]) * torch.tanh(c_new)
+    got_h, got_c = cell(x, (h, c))
+    torch.testing.assert_close(got_h, h_new)
+    torch.testing.assert_close(got_c, c_new)
+
+
+def test_encoder_packing_ignores_padding_content():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(vocab_size=20, hidden_size=8, num_layers=2, bidirectional=True).eval()
+    tokens = torch.randint(1, 20, (3, 6))
+    lengths = torch.tensor([6, 3, 2])
+    junk = tokens.clone()
+    for b, n in enumerate(lengths):
+        junk[b, n:] = torch.randint(1, 20, (6 - n,))  # different content in the padded region
+    a, b = enc(tokens, lengths), enc(junk, lengths)
+    torch.testing.assert_close(a.outputs, b.outputs)
+    torch.testing.assert_close(a.state[0], b.state[0])
+    assert a.outputs[1, 3:].abs().sum() == 0  # zero past each length
+    # each sequence alone gives the same result as in the padded batch
+    alone = enc(tokens[1:2, :3], lengths[1:2])
+    torch.testing.assert_close(alone.outputs[0], a.outputs[1, :3], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone.state[1][:, 0], a.state[1][:, 1], rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_needs_exactly_one_input_kind():
+    with pytest.raises(ValueError, match="exactly one"):
+        LSTMEncoder(hidden_size=4)
+    features = LSTMEncoder(input_size=3, hidden_size=4)
+    assert features(torch.randn(2, 5, 3)).outputs.shape == (2, 5, 4)
+
+
+def make_memory(B=3, S=5, M=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([5, 2, 3])[:B]
+    return Memory.from_lengths(torch.randn(B, S, M, generator=g), lengths)
+
+
+DECODER_KINDS = [dict()] + [dict(attention=k, memory_size=6) for k in ATTENTION_KINDS if k != "dot"] + [
+    dict(attention="dot", memory_size=8),
+    dict(attention="general", memory_size=6, input_feeding=True),
+    dict(attention="additive", memory_size=6, input_feeding=True, tie_embeddings=True, embedding_dim=5),
+]
+
+
+@pytest.mark.parametrize("kind", DECODER_KINDS, ids=lambda k: "-".join(f"{v}" for v in k.values()) or "lm")
+def test_step_reproduces_forward(kind):
+    torch.manual_seed(0)
+    dec = LSTMDecoder(vocab_size=11, hidden_size=8, num_layers=2, **kind).eval()
+    memory = None
+    if "attention" in kind:
+        memory = make_memory(M=kind["memory_size"])
+    tokens = torch.randint(0, 11, (3, 7))
+    full = dec(tokens, memory=memory)
+    state, logits = None, []
+    for t in range(7):
+        step_logits, state = dec.step(tokens[:, t], state, memory)
+        logits.append(step_logits)
+    torch.testing.assert_close(torch.stack(logits, 1), full.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state.h, full.state.h, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
+def test_attention_masks_hide_padding(kind):
+    torch.manual_seed(0)
+    dec = LSTMDecoder(vocab_size=11, hidden_size=6, attention=kind, memory_size=6).eval()
+    memory = make_memory()
+    tokens = torch.randint(0, 11, (3, 4))
+    out = dec(tokens, memory=memory)
+    assert torch.all(out.attention[1, :, 2:] == 0) and torch.all(out.attention[2, :, 3:] == 0)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(3, 4))
+    scrambled = Memory(memory.outputs.masked_fill(~memory.mask[..., None], 1e3), memory.mask)
+    torch.testing.assert_close(dec(tokens, memory=scrambled).logits, out.logits)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_beam_of_one_equals_greedy(input_feeding):
+    torch.manual_seed(3)
+    dec = LSTMDecoder(vocab_size=9, hidden_size=8, attention="general", memory_size=6, input_feeding=input_feeding).eval()
+    memory = make_memory()
+    start = torch.full((3,), 1)
+    with torch.no_grad():
+        g = greedy(dec, start, 12, memory=memory, eos=2)
+        b = beam_search(dec, start, 12, beam_size=1, memory=memory, eos=2, alpha=0.6)
+    assert torch.equal(g.tokens, b.tokens)
+
+
+def test_wider_beam_finds_at_least_as_likely_sequences():
+    torch.manual_seed(4)
+    dec = LSTMDecoder(vocab_size=7, hidden_size=8).eval()
+    start = torch.full((16,), 1)
+    with torch.no_grad():
+        g = greedy(dec, start, 6, eos=2)
+        b = beam_search(dec, start, 6, beam_size=5, eos=2)
+        rescored = sequence_logprob(dec, start, b.tokens, eos=2)
+    torch.testing.assert_close(rescored, b.scores, rtol=1e-4, atol=1e-4)  # scores are what they claim
+    assert torch.all(b.scores >= g.scores - 1e-4) and torch.any(b.scores > g.scores + 1e-3)
+
+
+def sequence_logprob(dec, start, tokens, eos):
+    logits = dec(torch.cat([start[:, None], tokens[:, :-1]], 1)).logits.log_softmax(-1)
+    logp = logits.gather(2, tokens[..., None])[..., 0]
+    ended_before = torch.cumsum((tokens == eos).long(), 1) - (tokens == eos).long() > 0
+    return logp.masked_fill(ended_before, 0).sum(1)
+
+
+class CountingDecoder(LSTMDecoder):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.tokens_seen = 0
+
+    def forward(self, tokens, state=None, memory=None):
+        self.tokens_seen += tokens.shape[1]
+        return super().forward(tokens, state, memory)
+
+
+def test_generation_costs_one_step_per_token_after_the_prefix():
+    dec = CountingDecoder(vocab_size=9, hidden_size=8).eval()
+    prefix = torch.randint(3, 9, (2, 10))
+    with torch.no_grad():
+        token, state = prime(dec, prefix)
+        out = sample(dec, token, 25, state=state, generator=torch.Generator().manual_seed(0))
+    assert out.tokens.shape == (2, 25)
+    assert dec.tokens_seen == 9 + 25  # the prefix once, then one token per step
+
+
+def test_sampling_filters():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0]])
+    assert torch.isinf(filter_logits(logits, top_k=2)).sum() == 3
+    probs = logits.softmax(-1)  # 0.64, 0.23, 0.09, ...
+    kept = ~torch.isinf(filter_logits(logits, top_p=0.8))
+    assert kept.tolist() == [[True, True, False, False, False]] and probs[0, :2].sum() >= 0.8
+    dec = LSTMDecoder(vocab_size=9, hidden_size=8).eval()
+    start = torch.full((64,), 1)
+    out = sample(dec, start, 5, top_k=1, banned=[0, 1, 2], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out.tokens, greedy(dec, start, 5, banned=[0, 1, 2]).tokens)
+    assert not torch.isin(out.tokens, torch.tensor([0, 1, 2])).any()
+    with pytest.raises(ValueError, match="temperature"):
+        sample(dec, start, 5, temperature=0)
