@@ -1,0 +1,43 @@
+# lstm-suite: `make help` lists the targets. Every target creates .venv on first use.
+TASK ?= music
+ARGS ?=
+CKPT ?=
+TRAINER ?=
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUITE := $(VENV)/bin/lstm-suite
+
+.DEFAULT_GOAL := help
+.PHONY: help venv train sample test bench clean
+
+help: ## Show this help
+	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes]"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "tasks: music"
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv and install the project (done by every target when needed)
+
+train: venv ## Train TASK (default music) from configs/TASK.yaml; e.g. ARGS="--trainer.max_epochs=3"
+	$(SUITE) train $(TASK) $(if $(TRAINER),--config configs/trainer/$(TRAINER).yaml) $(ARGS)
+
+sample: venv ## Sample from TASK's newest best checkpoint (or CKPT=path); options in ARGS, see ARGS=--help
+	$(SUITE) sample $(TASK) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
+
+test: venv ## Run the test suite (fast: tiny models, generated data)
+	$(PY) -m pytest -q $(ARGS)
+
+bench: venv ## Run the benchmarks in bench/ (slow: real data, full training)
+	$(PY) bench/jsb_pianoroll.py $(ARGS)
+
+clean: ## Remove runs/ and Python caches (keeps .venv and the data cache)
+	rm -rf runs samples .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The applications of lstm-suite. The task table lives in ``tasks/registry.py``."""

@@ -1,0 +1,1 @@
+"""Pieces every task shares: the command line, run folders, logging, checkpoints."""

@@ -1,0 +1,49 @@
+"""Finding and loading checkpoints safely: with weights_only=True a checkpoint can never run code."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Optional, TypeVar
+
+import lightning as L
+import torch
+
+from tasks.common.errors import InputError
+
+M = TypeVar("M", bound=L.LightningModule)
+
+
+def newest_checkpoint(task: str, runs_root: str | Path = "runs", kind: str = "best") -> Path:
+    """The `kind` checkpoint (best or last) of the newest run of `task` that has one."""
+    found = sorted(Path(runs_root).glob(f"{task}/*/checkpoints/{kind}.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise InputError(f"no {kind}.ckpt under {runs_root}/{task}/: train first (make train TASK={task}) or pass CKPT=path")
+    return found[-1]
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True and one-line errors for a missing or unsafe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint {path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported pickle content"
+        raise InputError(f"checkpoint {path}: refused, it holds objects that could run code ({reason})") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise InputError(f"checkpoint {path}: not a readable PyTorch checkpoint ({error})") from None
+
+
+def load_model(model_class: type[M], path: str | Path, map_location: Optional[str] = None) -> M:
+    """Rebuild a LightningModule from its saved hyperparameters and weights: no config needed."""
+    checkpoint = load_checkpoint(path)
+    if "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
+        raise InputError(f"checkpoint {path}: not a Lightning checkpoint of this project (no hyper_parameters/state_dict)")
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    try:
+        model = model_class(**hparams)
+        model.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, RuntimeError) as error:
+        raise InputError(f"checkpoint {path}: does not fit {model_class.__name__} ({str(error).splitlines()[0]})") from None
+    return model.to(map_location or "cpu").eval()

@@ -1,0 +1,46 @@
+"""Weights & Biases online when the user is logged in, offline otherwise; it never prompts."""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Optional
+
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+
+def logged_in_to_wandb() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None  # what `wandb login` writes
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_wandb_mode(requested: str) -> str:
+    """auto -> WANDB_MODE if set, else online with credentials, else offline."""
+    if requested != "auto":
+        return requested
+    from_env = os.environ.get("WANDB_MODE")
+    if from_env in ("online", "offline", "disabled"):
+        return "off" if from_env == "disabled" else from_env
+    return "online" if logged_in_to_wandb() else "offline"
+
+
+def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: Optional[dict] = None) -> Logger:
+    """A WandbLogger writing under run_dir/wandb, or a CSVLogger when wandb is off."""
+    mode = resolve_wandb_mode(mode)
+    if mode == "off":
+        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+    os.environ["WANDB_MODE"] = mode  # makes the mode binding for wandb's own login checks: no prompt
+    os.environ.setdefault("WANDB_SILENT", "true")
+    logger = WandbLogger(project=project, name=run_name, save_dir=str(run_dir), offline=mode == "offline", config=config)
+    return logger
+
+
+def wandb_run_dir(logger: Logger) -> Optional[Path]:
+    """The local folder of the wandb run (what `wandb sync` takes), if the logger is wandb."""
+    if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        return Path(logger.experiment.dir).parent
+    return None

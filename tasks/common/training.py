@@ -1,0 +1,132 @@
+"""`lstm-suite train TASK`: LightningCLI over the task's model and data, in a run folder of its own."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from tasks.common.logging import make_logger, resolve_wandb_mode, wandb_run_dir
+from tasks.registry import Task, config_path
+
+
+@dataclass
+class RunOptions:
+    """Where a run writes and how it is logged.
+
+    Args:
+        root: run folders are <root>/<task>/<name>; checkpoints go to its checkpoints/ folder.
+        name: the run folder's name (default: the start time, e.g. 20261126-142501).
+        wandb: auto (online when logged in or WANDB_API_KEY is set, else offline), online, offline,
+            or off (CSV logs only).
+        wandb_project: the Weights & Biases project.
+        test: evaluate the best checkpoint on the test split after training.
+    """
+
+    root: str = "runs"
+    name: Optional[str] = None
+    wandb: Literal["auto", "online", "offline", "off"] = "auto"
+    wandb_project: str = "lstm-suite"
+    test: bool = True
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Optional[Path]
+    last_checkpoint: Optional[Path]
+    metrics: dict[str, float]
+    trainer: Trainer
+    wandb_dir: Optional[Path]
+
+
+class SuiteCLI(LightningCLI):
+    """LightningCLI for one task: its YAML as defaults, links from data to model, our run folder."""
+
+    def __init__(self, task: Task, args: list[str]):
+        self.task = task
+        super().__init__(
+            task.model,
+            task.data,
+            args=args,
+            run=False,
+            seed_everything_default=1234,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={
+                "default_config_files": [str(config_path(task))],
+                "prog": f"lstm-suite train {task.name}",
+                "description": f"Train {task.name}: {task.summary}. Defaults come from {config_path(task)}; "
+                "override any value with --section.key=value or add --config more.yaml.",
+            },
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_class_arguments(RunOptions, "run")
+        for source, target in self.task.links:
+            parser.link_arguments(source, target, apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        run: RunOptions = self.config_init["run"]
+        name = run.name or time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = Path(run.root) / self.task.name / name
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        trainer_config = self.config_init["trainer"]
+        callbacks = list(trainer_config.get("callbacks") or [])
+        checkpoints = self.run_dir / "checkpoints"
+        callbacks += [
+            ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor, mode="min", save_last=True),
+            OnExceptionCheckpoint(dirpath=checkpoints, filename="interrupted"),  # Ctrl-C loses nothing
+        ]
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = make_logger(run.wandb, self.run_dir, run.wandb_project, f"{self.task.name}-{name}")
+        if kwargs.get("logger", trainer_config.get("logger")):
+            callbacks.append(LearningRateMonitor())
+        kwargs["callbacks"] = callbacks
+        kwargs["default_root_dir"] = str(self.run_dir)
+        return super().instantiate_trainer(**kwargs)
+
+
+def train(task: Task, args: list[str]) -> TrainResult:
+    """Fit, then test the best checkpoint; returns where everything is, for the caller or a test."""
+    cli = SuiteCLI(task, args)
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if trainer.logger is not None and hasattr(trainer.logger, "log_hyperparams"):
+        trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})
+    trainer.fit(model, datamodule=data)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    checkpoint = trainer.checkpoint_callback
+    best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
+    last = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+    if cli.config_init["run"].test and best is not None and not trainer.interrupted:
+        for result in trainer.test(model, datamodule=data, ckpt_path=str(best), weights_only=True):
+            metrics.update({k: float(v) for k, v in result.items()})
+    wandb_dir = wandb_run_dir(trainer.logger)
+    if trainer.logger is not None:
+        trainer.logger.finalize("success")
+    result = TrainResult(cli.run_dir, best, last, metrics, trainer, wandb_dir)
+    print_summary(task, result, cli.config_init["run"])
+    return result
+
+
+def print_summary(task: Task, result: TrainResult, run: RunOptions) -> None:
+    lines = [f"\nDone: {task.name} run in {result.run_dir}"]
+    if result.best_checkpoint:
+        score = result.metrics.get(task.model.monitor)
+        lines.append(f"  best checkpoint  {result.best_checkpoint}" + (f"  ({task.model.monitor} {score:.4f})" if score is not None else ""))
+    if result.last_checkpoint:
+        lines.append(f"  last checkpoint  {result.last_checkpoint}")
+    tests = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
+    if tests:
+        lines.append("  test             " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(tests.items())))
+    mode = resolve_wandb_mode(run.wandb)
+    if result.wandb_dir:
+        lines.append(f"  wandb ({mode})   {result.wandb_dir}")
+        if mode == "offline":
+            lines.append(f"                   upload it with: wandb sync {result.wandb_dir}")
+    for command in task.after_training:
+        lines.append(f"  next             {command.format(task=task.name, ckpt=result.best_checkpoint)}")
+    print("\n".join(lines), flush=True)

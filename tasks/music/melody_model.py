@@ -1,0 +1,113 @@
+"""A melody language model: the core LSTMDecoder without attention, over 16th-note events."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics import MeanMetric
+
+from core import LSTMDecoder, greedy, prime, sample
+from tasks.music.encoding import MelodyVocab
+
+
+class MelodyModel(L.LightningModule):
+    """Predicts the next melody event; trained with cross-entropy, scored as NLL per event (nats).
+
+    Args:
+        vocab_size: linked from the data (number of event tokens).
+        min_pitch: linked from the data (MIDI pitch of the first pitch token).
+        embedding_dim, hidden_size, num_layers, dropout: the LSTM.
+        lr, weight_decay: AdamW.
+        lr_patience: epochs without validation gain before the learning rate halves.
+    """
+
+    monitor = "val/nll"
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        min_pitch: int = 48,
+        embedding_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        lr_patience: int = 3,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.vocab = MelodyVocab(min_pitch, min_pitch + vocab_size - MelodyVocab.SPECIALS - 1)
+        self.decoder = LSTMDecoder(
+            vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,
+            num_layers=num_layers, dropout=dropout,
+        )
+        self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
+
+    def nll(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """-> mean NLL per predicted event, and how many events were predicted."""
+        tokens, _ = batch  # (B, T)
+        logits = self.decoder(tokens[:, :-1]).logits  # (B, T-1, V)
+        targets = tokens[:, 1:]
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=MelodyVocab.PAD)
+        return loss, (targets != MelodyVocab.PAD).sum()
+
+    def training_step(self, batch, batch_idx):
+        loss, count = self.nll(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(count))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, count = self.nll(batch)
+        self.val_nll.update(loss, count)  # weighted by events: the mean over the whole split
+        self.log("val/nll", self.val_nll, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        loss, count = self.nll(batch)
+        self.test_nll.update(loss, count)
+        self.log("test/nll", self.test_nll)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=self.hparams.lr_patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        num: int,
+        length: int,
+        *,
+        primer: Optional[Sequence[int]] = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: Optional[int] = None,
+        greedy_decoding: bool = False,
+    ) -> list[list[int]]:
+        """Sample `num` melodies of `length` events (16ths) after an optional primer (events).
+
+        The primer is kept at the start of each melody; end-of-piece is never chosen, so every
+        melody has exactly len(primer) + length events.
+        """
+        was_training = self.training
+        self.eval()
+        vocab = self.vocab
+        if primer and not vocab.fits(primer):
+            raise ValueError(f"primer has pitches outside this model's range {vocab.min_pitch}..{vocab.max_pitch}")
+        prefix = torch.tensor([vocab.BOS] + vocab.encode(primer or []), device=self.device).repeat(num, 1)
+        token, state = prime(self.decoder, prefix)
+        banned = (vocab.PAD, vocab.BOS, vocab.EOS)
+        if greedy_decoding:
+            out = greedy(self.decoder, token, length, state=state, banned=banned)
+        else:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed if seed is not None else torch.seed())
+            out = sample(self.decoder, token, length, state=state, banned=banned, temperature=temperature,
+                         top_k=top_k, top_p=top_p, generator=generator)
+        self.train(was_training)
+        return [list(primer or []) + vocab.decode(row) for row in out.tokens.tolist()]

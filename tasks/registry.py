@@ -1,0 +1,56 @@
+"""The task table: every application of the suite, by name. Plain imports, no registries by decorator."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+
+from tasks.common.errors import InputError
+from tasks.music.data import MelodyDataModule
+from tasks.music.melody_model import MelodyModel
+from tasks.music import sample as music_sample
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    summary: str
+    model: type[L.LightningModule]
+    data: type[L.LightningDataModule]
+    links: tuple[tuple[str, str], ...] = ()  # (data attribute, model argument), set once data exists
+    commands: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)  # besides `train`
+    after_training: tuple[str, ...] = ()  # hints printed after training; {task} and {ckpt} are filled
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in [
+        Task(
+            name="music",
+            summary="melody generation (LSTM language model over 16th-note events, Bach chorales by default)",
+            model=MelodyModel,
+            data=MelodyDataModule,
+            links=(("data.vocab_size", "model.vocab_size"), ("data.min_pitch", "model.min_pitch")),
+            commands={"sample": music_sample.main},
+            after_training=("make sample TASK={task}   (or: lstm-suite sample {task} --ckpt {ckpt})",),
+        ),
+    ]
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise InputError(f"unknown task {name!r}: choose one of {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def config_path(task: Task) -> Path:
+    """configs/<task>.yaml of the source tree, or of the current folder when installed elsewhere."""
+    for folder in (REPO_CONFIGS, Path.cwd() / "configs"):
+        if (folder / f"{task.name}.yaml").is_file():
+            return folder / f"{task.name}.yaml"
+    raise InputError(f"no configs/{task.name}.yaml next to the package or in {Path.cwd()}")
