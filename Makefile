@@ -16,7 +16,7 @@ help: ## Show this help
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "tasks: music"
+	@echo "tasks: music, music-pianoroll   (details: .venv/bin/lstm-suite tasks)"
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)

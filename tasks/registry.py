@@ -10,6 +10,8 @@ import lightning as L
 from tasks.common.errors import InputError
 from tasks.music.data import MelodyDataModule
 from tasks.music.melody_model import MelodyModel
+from tasks.music.pianoroll_data import PianoRollDataModule
+from tasks.music.pianoroll_model import PianoRollModel
 from tasks.music import sample as music_sample
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -36,6 +38,15 @@ TASKS: dict[str, Task] = {
             data=MelodyDataModule,
             links=(("data.vocab_size", "model.vocab_size"), ("data.min_pitch", "model.min_pitch")),
             commands={"sample": music_sample.main},
+            after_training=("make sample TASK={task}   (or: lstm-suite sample {task} --ckpt {ckpt})",),
+        ),
+        Task(
+            name="music-pianoroll",
+            summary="polyphonic music (88-key piano rolls, JSB Chorales split; LSTM with a NADE or Bernoulli output)",
+            model=PianoRollModel,
+            data=PianoRollDataModule,
+            links=(("data.keys", "model.keys"),),
+            commands={"sample": music_sample.main_pianoroll},
             after_training=("make sample TASK={task}   (or: lstm-suite sample {task} --ckpt {ckpt})",),
         ),
     ]

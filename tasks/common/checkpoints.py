@@ -29,8 +29,10 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported pickle content"
-        raise InputError(f"checkpoint {path}: refused, it holds objects that could run code ({reason})") from None
+        blocked = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), None)
+        if blocked:  # the pickle names a function or class to call: exactly what weights_only is for
+            raise InputError(f"checkpoint {path}: refused, loading it would run code ({blocked})") from None
+        raise InputError(f"checkpoint {path}: not a readable PyTorch checkpoint") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise InputError(f"checkpoint {path}: not a readable PyTorch checkpoint ({error})") from None
 

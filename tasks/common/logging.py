@@ -36,6 +36,7 @@ def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: O
     os.environ["WANDB_MODE"] = mode  # makes the mode binding for wandb's own login checks: no prompt
     os.environ.setdefault("WANDB_SILENT", "true")
     logger = WandbLogger(project=project, name=run_name, save_dir=str(run_dir), offline=mode == "offline", config=config)
+    logger._wandb_init.pop("anonymous", None)  # deprecated in wandb, which warns whenever it is passed
     return logger
 
 
@@ -44,3 +45,9 @@ def wandb_run_dir(logger: Logger) -> Optional[Path]:
     if isinstance(logger, WandbLogger) and logger._experiment is not None:
         return Path(logger.experiment.dir).parent
     return None
+
+
+def finish(logger: Logger) -> None:
+    """Close the wandb run now, so that everything is written and the next run in this process is new."""
+    if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        logger.experiment.finish()

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from tasks.common.logging import make_logger, resolve_wandb_mode, wandb_run_dir
+from tasks.common.logging import finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.registry import Task, config_path
 
 
@@ -25,6 +26,7 @@ class RunOptions:
             or off (CSV logs only).
         wandb_project: the Weights & Biases project.
         test: evaluate the best checkpoint on the test split after training.
+        resume: a checkpoint to continue training from (e.g. <run>/checkpoints/last.ckpt).
     """
 
     root: str = "runs"
@@ -32,6 +34,7 @@ class RunOptions:
     wandb: Literal["auto", "online", "offline", "off"] = "auto"
     wandb_project: str = "lstm-suite"
     test: bool = True
+    resume: Optional[str] = None
 
 
 @dataclass
@@ -42,6 +45,21 @@ class TrainResult:
     metrics: dict[str, float]
     trainer: Trainer
     wandb_dir: Optional[Path]
+
+
+class SaveOnException(Callback):
+    """Ctrl-C or a crash mid-epoch keeps the work done so far in checkpoints/interrupted.ckpt.
+
+    (Lightning's OnExceptionCheckpoint would also make every plain fit() resume from "last".)
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_exception(self, trainer: Trainer, pl_module, exception: BaseException) -> None:
+        if trainer.state.fn == "fit" and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
 
 
 class SuiteCLI(LightningCLI):
@@ -79,7 +97,7 @@ class SuiteCLI(LightningCLI):
         checkpoints = self.run_dir / "checkpoints"
         callbacks += [
             ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor, mode="min", save_last=True),
-            OnExceptionCheckpoint(dirpath=checkpoints, filename="interrupted"),  # Ctrl-C loses nothing
+            SaveOnException(checkpoints / "interrupted.ckpt"),
         ]
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = make_logger(run.wandb, self.run_dir, run.wandb_project, f"{self.task.name}-{name}")
@@ -92,23 +110,27 @@ class SuiteCLI(LightningCLI):
 
 def train(task: Task, args: list[str]) -> TrainResult:
     """Fit, then test the best checkpoint; returns where everything is, for the caller or a test."""
-    cli = SuiteCLI(task, args)
+    with warnings.catch_warnings():  # LightningCLI warns when sys.argv also holds `lstm-suite train TASK`
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        cli = SuiteCLI(task, args)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     if trainer.logger is not None and hasattr(trainer.logger, "log_hyperparams"):
         trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})
-    trainer.fit(model, datamodule=data)
+    run: RunOptions = cli.config_init["run"]
+    trainer.fit(model, datamodule=data, ckpt_path=run.resume, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
     last = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
-    if cli.config_init["run"].test and best is not None and not trainer.interrupted:
+    if run.test and best is not None and not trainer.interrupted:
         for result in trainer.test(model, datamodule=data, ckpt_path=str(best), weights_only=True):
             metrics.update({k: float(v) for k, v in result.items()})
     wandb_dir = wandb_run_dir(trainer.logger)
     if trainer.logger is not None:
         trainer.logger.finalize("success")
+        finish(trainer.logger)
     result = TrainResult(cli.run_dir, best, last, metrics, trainer, wandb_dir)
-    print_summary(task, result, cli.config_init["run"])
+    print_summary(task, result, run)
     return result
 
 

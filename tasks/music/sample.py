@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -10,30 +11,42 @@ from tasks.common.errors import InputError
 from tasks.music.encoding import STEPS_PER_QUARTER, parse_primer, read_melody, write_midi
 from tasks.music.melody_model import MelodyModel
 from tasks.music.metrics import describe
+from tasks.music.pianoroll_data import LOWEST_PITCH, pitches_to_roll, write_roll_midi
+from tasks.music.pianoroll_model import PianoRollModel
 from tasks.music.render import audio_unavailable_reason, melody_roll, piano_roll_png, render_wav
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="lstm-suite sample music",
-        description="Sample melodies from a trained music checkpoint. Writes one .mid, one piano-roll .png "
-        "and, when fluidsynth is installed, one .wav per melody, and prints what it wrote.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--ckpt", help="checkpoint to sample from (default: best.ckpt of the newest music run)")
+def common_parser(task: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"lstm-suite sample {task}", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", help=f"checkpoint to sample from (default: best.ckpt of the newest {task} run)")
     p.add_argument("--runs-root", default="runs", help="where to look for the newest run")
-    p.add_argument("--num", type=int, default=4, help="number of melodies")
+    p.add_argument("--num", type=int, default=4, help="number of pieces")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible samples")
+    p.add_argument("--tempo", type=float, default=100.0, help="tempo of the written MIDI, quarter notes per minute")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/samples/<time>)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common_parser("music", "Sample melodies from a trained music checkpoint. Writes one .mid, one piano-roll "
+                      ".png and, when fluidsynth is installed, one .wav per melody, and prints what it wrote.")
     p.add_argument("--length", type=int, default=128, help="events to generate per melody, in 16th notes (128 = 8 bars of 4/4)")
     p.add_argument("--temperature", type=float, default=1.0, help="<1 plays safer, >1 takes more risks")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest events (0 = all)")
     p.add_argument("--top-p", type=float, default=1.0, help="sample only from the smallest set with this probability")
     p.add_argument("--greedy", action="store_true", help="always take the likeliest event (one melody per primer)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible samples")
     p.add_argument("--primer", default=None,
                    help="how melodies begin: a MIDI/MusicXML file, or events like '[60, -2, 62, -2]' (pitch, -1 note off, -2 hold)")
-    p.add_argument("--tempo", type=float, default=100.0, help="tempo of the written MIDI, quarter notes per minute")
-    p.add_argument("--out", default=None, help="output folder (default: <run>/samples/<time>)")
     return p
+
+
+def checkpoint_and_folder(args: argparse.Namespace, task: str) -> tuple[Path, Path]:
+    if args.num < 1:
+        raise InputError(f"--num must be at least 1, got {args.num}")
+    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint(task, args.runs_root)
+    out = Path(args.out) if args.out else ckpt.parent.parent / "samples" / time.strftime("%Y%m%d-%H%M%S")
+    return ckpt, out
 
 
 def load_primer(text: str | None) -> list[int]:
@@ -58,9 +71,9 @@ def load_primer(text: str | None) -> list[int]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.num < 1 or args.length < 1:
-        raise InputError(f"--num and --length must be at least 1, got {args.num} and {args.length}")
-    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint("music", args.runs_root)
+    if args.length < 1:
+        raise InputError(f"--length must be at least 1, got {args.length}")
+    ckpt, out = checkpoint_and_folder(args, "music")
     model = load_model(MelodyModel, ckpt)
     primer = load_primer(args.primer)
     try:
@@ -68,9 +81,7 @@ def main(argv: list[str]) -> int:
                                   top_p=args.top_p, seed=args.seed, greedy_decoding=args.greedy)
     except ValueError as error:
         raise InputError(str(error)) from None
-    out = Path(args.out) if args.out else ckpt.parent.parent / "samples" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    no_audio = audio_unavailable_reason()
     print(f"Sampling {args.num} melodies of {args.length} 16ths from {ckpt}"
           + (f" after a {len(primer)}-event primer" if primer else " from the start of a piece"))
     for i, events in enumerate(melodies, start=1):
@@ -78,10 +89,50 @@ def main(argv: list[str]) -> int:
         midi = write_midi(events, stem.with_suffix(".mid"), tempo_bpm=args.tempo)
         png = piano_roll_png(melody_roll(events), stem.with_suffix(".png"), title=f"{stem.name} ({ckpt.name})",
                              steps_per_quarter=STEPS_PER_QUARTER)
-        wav = render_wav(midi, stem.with_suffix(".wav"))
         stats = describe(events)
-        written = ", ".join(p.name for p in (midi, png, wav) if p is not None)
-        print(f"  {written}   range {stats['pitch_range']} semitones, {stats['in_key']:.0%} in key, "
+        print(f"  {written(midi, png)}   range {stats['pitch_range']} semitones, {stats['in_key']:.0%} in key, "
               f"longest repeat {stats['longest_repeat']}")
+    return finish(out)
+
+
+def written(midi: Path, png: Path) -> str:
+    wav = render_wav(midi, midi.with_suffix(".wav"))
+    return ", ".join(p.name for p in (midi, png, wav) if p is not None)
+
+
+def finish(out: Path) -> int:
+    no_audio = audio_unavailable_reason()
     print(f"Wrote to {out}" + (f" (no WAV: {no_audio})" if no_audio else ""))
     return 0
+
+
+DEFAULT_CHORD = [48, 60, 64, 67]  # C major, when no primer is given
+
+
+def main_pianoroll(argv: list[str]) -> int:
+    p = common_parser("music-pianoroll", "Sample polyphonic pieces (one frame per quarter note) from a trained "
+                      "music-pianoroll checkpoint. Writes .mid, .png and, with fluidsynth, .wav per piece.")
+    p.add_argument("--frames", type=int, default=64, help="frames (quarter notes) to generate after the primer")
+    p.add_argument("--primer", default=None, help="first chord(s) as MIDI pitches: '48,60,64,67' or '[[48,60],[50,62]]' "
+                   f"(default: C major {DEFAULT_CHORD})")
+    args = p.parse_args(argv)
+    if args.frames < 1:
+        raise InputError(f"--frames must be at least 1, got {args.frames}")
+    ckpt, out = checkpoint_and_folder(args, "music-pianoroll")
+    model = load_model(PianoRollModel, ckpt)
+    if args.primer is None:
+        print(f"No primer given: starting from a C major chord {DEFAULT_CHORD}")
+    try:
+        chords = json.loads(args.primer) if args.primer else DEFAULT_CHORD
+        chords = chords if chords and isinstance(chords[0], list) else [chords]
+        primer = pitches_to_roll(chords, "--primer")
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise InputError(f"--primer {args.primer!r}: expected MIDI pitches like '48,60,64,67' ({error})") from None
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Sampling {args.num} pieces of {args.frames} frames from {ckpt}")
+    for i, roll in enumerate(model.generate(args.num, args.frames, primer, seed=args.seed), start=1):
+        stem = out / f"piece_{i:02d}"
+        midi = write_roll_midi(roll, stem.with_suffix(".mid"), tempo_bpm=args.tempo)
+        png = piano_roll_png(roll, stem.with_suffix(".png"), title=stem.name, lowest_pitch=LOWEST_PITCH, steps_per_quarter=1)
+        print(f"  {written(midi, png)}   {int(roll.sum(1).mean() + 0.5)} notes per frame on average")
+    return finish(out)

@@ -1,0 +1,152 @@
+"""Polyphonic music: an LSTM over piano-roll frames, with the keys of the next frame modelled by a NADE.
+
+Scored as the published protocol does: total negative log-likelihood of frame t+1 given frames <= t,
+divided by the number of predicted frames (nats per frame).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchmetrics import MeanMetric
+
+from core import LSTMEncoder
+
+OUTPUTS = ("nade", "bernoulli")
+
+
+class BernoulliHead(nn.Module):
+    """Every key independent given the LSTM state: the model the published LSTM baselines use."""
+
+    def __init__(self, cond_size: int, keys: int):
+        super().__init__()
+        self.linear = nn.Linear(cond_size, keys)
+
+    def logits(self, cond: Tensor, frames: Tensor) -> Tensor:
+        return self.linear(cond)  # (N, D)
+
+    def sample(self, cond: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(self.linear(cond)), generator=generator)
+
+
+class NADEHead(nn.Module):
+    """The keys of a frame modelled jointly, low key to high, by a NADE whose biases come from the
+    LSTM state (the RNN-NADE of Boulanger-Lewandowski et al. 2012):
+
+        a_d = c(cond) + sum_{k<d} v_k W_k,   p(v_d = 1 | v_<d, cond) = sigmoid(b_d(cond) + V_d . sigmoid(a_d))
+
+    Training evaluates all d at once (an exclusive cumulative sum); sampling walks the keys.
+    cond (N, C), frames (N, D) -> logits (N, D).
+    """
+
+    def __init__(self, cond_size: int, keys: int, hidden_size: int):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(keys, hidden_size) * 0.01)  # key d -> NADE hidden
+        self.V = nn.Parameter(torch.randn(keys, hidden_size) * 0.01)  # NADE hidden -> key d
+        self.hidden_bias = nn.Linear(cond_size, hidden_size)  # c(cond)
+        self.visible_bias = nn.Linear(cond_size, keys)  # b(cond)
+
+    def logits(self, cond: Tensor, frames: Tensor) -> Tensor:
+        contributions = frames[:, :, None] * self.W  # (N, D, Hn)
+        a = self.hidden_bias(cond)[:, None] + contributions.cumsum(dim=1) - contributions  # keys before d only
+        return self.visible_bias(cond) + (torch.sigmoid(a) * self.V).sum(-1)  # (N, D)
+
+    def sample(self, cond: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        a, b = self.hidden_bias(cond), self.visible_bias(cond)  # (N, Hn), (N, D)
+        frame = torch.zeros_like(b)
+        for d in range(b.shape[1]):
+            p = torch.sigmoid(b[:, d] + (torch.sigmoid(a) * self.V[d]).sum(-1))
+            frame[:, d] = torch.bernoulli(p, generator=generator)
+            a = a + frame[:, d : d + 1] * self.W[d]
+        return frame
+
+
+class PianoRollModel(L.LightningModule):
+    """LSTM over frames (B, T, 88) predicting frame t+1.
+
+    Args:
+        keys: linked from the data (88).
+        hidden_size, num_layers, dropout: the LSTM.
+        output: nade (keys of a frame modelled jointly) or bernoulli (independent keys).
+        nade_hidden: hidden units of the NADE.
+        lr, weight_decay: AdamW.
+        lr_patience: epochs without validation gain before the learning rate halves.
+    """
+
+    monitor = "val/nll"
+
+    def __init__(
+        self,
+        *,
+        keys: int = 88,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        output: str = "nade",
+        nade_hidden: int = 150,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_patience: int = 3,
+    ):
+        super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"Unsupported output {output!r}: choose one of {', '.join(OUTPUTS)}")
+        self.save_hyperparameters()
+        self.encoder = LSTMEncoder(input_size=keys, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.head = NADEHead(hidden_size, keys, nade_hidden) if output == "nade" else BernoulliHead(hidden_size, keys)
+        self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
+
+    def frame_nll(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """-> NLL summed over keys for every predicted frame (N,), one per real frame t+1."""
+        rolls, lengths = batch  # (B, T, D), (B,)
+        inputs, targets = rolls[:, :-1], rolls[:, 1:]
+        states = self.encoder(inputs, (lengths - 1).clamp(min=1)).outputs  # (B, T-1, H)
+        real = torch.arange(targets.shape[1], device=rolls.device)[None] < (lengths - 1)[:, None]  # (B, T-1)
+        cond, frames = self.dropout(states[real]), targets[real]  # (N, H), (N, D)
+        logits = self.head.logits(cond, frames)
+        return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(-1)
+
+    def training_step(self, batch, batch_idx):
+        nll = self.frame_nll(batch)
+        self.log("train/loss", nll.mean(), prog_bar=True, batch_size=len(nll))
+        return nll.mean()
+
+    def validation_step(self, batch, batch_idx):
+        nll = self.frame_nll(batch)
+        self.val_nll.update(nll)  # mean over all predicted frames of the split
+        self.log("val/nll", self.val_nll, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        nll = self.frame_nll(batch)
+        self.test_nll.update(nll)
+        self.log("test/nll", self.test_nll)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=self.hparams.lr_patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+    @torch.no_grad()
+    def generate(self, num: int, frames: int, primer: np.ndarray, seed: Optional[int] = None) -> list[np.ndarray]:
+        """Continue a primer (P, 88) by `frames` frames, carrying the LSTM state: one step per frame."""
+        was_training = self.training
+        self.eval()
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        prefix = torch.as_tensor(primer, dtype=torch.float32, device=self.device)[None].repeat(num, 1, 1)
+        out = self.encoder(prefix)
+        state, cond = out.state, out.outputs[:, -1]
+        generated = []
+        for _ in range(frames):
+            frame = self.head.sample(cond, generator)  # (num, D)
+            generated.append(frame)
+            out = self.encoder(frame[:, None], state=state)
+            state, cond = out.state, out.outputs[:, -1]
+        self.train(was_training)
+        rolls = torch.cat([prefix, torch.stack(generated, 1)], dim=1)
+        return [r.cpu().numpy().astype(np.uint8) for r in rolls]
