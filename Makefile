@@ -2,6 +2,9 @@
 TASK ?= music
 ARGS ?=
 CKPT ?=
+TEXT ?=
+IN ?=
+OUT ?=
 TRAINER ?=
 PYTHON ?= python3
 VENV := .venv
@@ -9,14 +12,14 @@ PY := $(VENV)/bin/python
 SUITE := $(VENV)/bin/lstm-suite
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sample test bench clean
+.PHONY: help venv train sample translate test bench clean
 
 help: ## Show this help
 	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes]"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "tasks: music, music-pianoroll   (details: .venv/bin/lstm-suite tasks)"
+	@echo "tasks: music, music-pianoroll, translation   (details: .venv/bin/lstm-suite tasks)"
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +34,9 @@ train: venv ## Train TASK (default music) from configs/TASK.yaml; e.g. ARGS="--t
 
 sample: venv ## Sample from TASK's newest best checkpoint (or CKPT=path); options in ARGS, see ARGS=--help
 	$(SUITE) sample $(TASK) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
+
+translate: venv ## Translate TEXT="..." (or IN=file OUT=file) with CKPT (default: newest best translation run)
+	$(SUITE) translate translation $(if $(CKPT),--ckpt $(CKPT)) $(if $(TEXT),--text "$(TEXT)") $(if $(IN),--in $(IN)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: venv ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q $(ARGS)

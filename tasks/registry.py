@@ -13,6 +13,9 @@ from tasks.music.melody_model import MelodyModel
 from tasks.music.pianoroll_data import PianoRollDataModule
 from tasks.music.pianoroll_model import PianoRollModel
 from tasks.music import sample as music_sample
+from tasks.translation import translate
+from tasks.translation.data import TranslationDataModule
+from tasks.translation.model import TranslationModel
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -48,6 +51,15 @@ TASKS: dict[str, Task] = {
             links=(("data.keys", "model.keys"),),
             commands={"sample": music_sample.main_pianoroll},
             after_training=("make sample TASK={task}   (or: lstm-suite sample {task} --ckpt {ckpt})",),
+        ),
+        Task(
+            name="translation",
+            summary="attention LSTM seq2seq with beam search and BLEU (numbers en->fr offline by default)",
+            model=TranslationModel,
+            data=TranslationDataModule,
+            links=(("data.vocab_size", "model.vocab_size"),),
+            commands={"translate": translate.main},
+            after_training=('make translate CKPT={ckpt} TEXT="two hundred and forty-one"',),
         ),
     ]
 }

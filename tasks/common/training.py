@@ -96,7 +96,8 @@ class SuiteCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         checkpoints = self.run_dir / "checkpoints"
         callbacks += [
-            ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor, mode="min", save_last=True),
+            ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor,
+                            mode=getattr(self.model, "monitor_mode", "min"), save_last=True),
             SaveOnException(checkpoints / "interrupted.ckpt"),
         ]
         if trainer_config.get("logger") in (None, True):

@@ -200,7 +200,3 @@ class MelodyDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
-
-    def primer_melodies(self, n: int) -> list[list[int]]:
-        """A few validation openings, used to prime samples during training."""
-        return [m[: 4 * STEPS_PER_QUARTER] for m in self.splits["val"][:n]]

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from core import LSTMDecoder, greedy, prime, sample
+from tasks.common.optim import adamw_with_plateau
 from tasks.music.encoding import MelodyVocab
 
 
@@ -72,9 +73,7 @@ class MelodyModel(L.LightningModule):
         self.log("test/nll", self.test_nll)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=self.hparams.lr_patience)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
 
     @torch.no_grad()
     def generate(

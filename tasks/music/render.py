@@ -18,6 +18,7 @@ def piano_roll_png(roll: np.ndarray, path: str | Path, title: str = "", lowest_p
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     roll = np.asarray(roll)
     used = np.flatnonzero(roll.any(axis=0))
@@ -28,6 +29,7 @@ def piano_roll_png(roll: np.ndarray, path: str | Path, title: str = "", lowest_p
               extent=(0, roll.shape[0] / steps_per_quarter, lowest_pitch + low - 0.5, lowest_pitch + high + 0.5))
     ax.set_xlabel("quarter notes")
     ax.set_ylabel("MIDI pitch")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
     path = Path(path)
