@@ -123,7 +123,7 @@ def train(task: Task, args: list[str]) -> TrainResult:
     checkpoint = trainer.checkpoint_callback
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
     last = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
-    if run.test and best is not None and not trainer.interrupted:
+    if run.test and best is not None and not trainer.interrupted and getattr(data, "has_test", True):
         for result in trainer.test(model, datamodule=data, ckpt_path=str(best), weights_only=True):
             metrics.update({k: float(v) for k, v in result.items()})
     wandb_dir = wandb_run_dir(trainer.logger)

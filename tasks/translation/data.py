@@ -186,6 +186,11 @@ class TranslationDataModule(L.LightningDataModule):
         self.datasets: dict[str, PairDataset] = {}
 
     @property
+    def has_test(self) -> bool:
+        """Whether there is a test split to score after training (a corpus may bring only train and val)."""
+        return bool(self.pairs.get("test"))
+
+    @property
     def vocab_size(self) -> int:
         """The configured size, known before any data is read (LightningCLI links it to the model)."""
         return self.hparams.vocab_size

@@ -115,19 +115,19 @@ class TranslationModel(L.LightningModule):
                 folder.mkdir(parents=True, exist_ok=True)
                 save_tokenizer(self.tokenizer, folder / "tokenizer.json")
 
+    def loss(self, batch, label_smoothing: Optional[float] = None) -> Tensor:
+        """Teacher-forced cross-entropy per target token (label smoothing of training by default)."""
+        smoothing = self.hparams.label_smoothing if label_smoothing is None else label_smoothing
+        logits = self(batch).logits  # (B, T-1, V)
+        return F.cross_entropy(logits.transpose(1, 2), batch.tgt[:, 1:], ignore_index=PAD, label_smoothing=smoothing)
+
     def training_step(self, batch, batch_idx):
-        logits = self(batch).logits
-        targets = batch.tgt[:, 1:]
-        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD,
-                               label_smoothing=self.hparams.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True, batch_size=int((targets != PAD).sum()))
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=int((batch.tgt[:, 1:] != PAD).sum()))
         return loss
 
     def validation_step(self, batch, batch_idx):
-        logits = self(batch).logits
-        targets = batch.tgt[:, 1:]
-        tokens = (targets != PAD).sum()
-        self.val_loss.update(F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD), tokens)
+        self.val_loss.update(self.loss(batch, label_smoothing=0.0), (batch.tgt[:, 1:] != PAD).sum())
         self.log("val/loss", self.val_loss, prog_bar=True)
         wanted = batch.index < self.hparams.val_bleu_sentences
         if wanted.any():
