@@ -5,21 +5,23 @@ CKPT ?=
 TEXT ?=
 IN ?=
 OUT ?=
+AUDIO ?=
 TRAINER ?=
+BENCH ?= jsb_pianoroll
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUITE := $(VENV)/bin/lstm-suite
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sample translate test bench clean
+.PHONY: help venv train sample translate transcribe test bench clean
 
 help: ## Show this help
 	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes]"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "tasks: music, music-pianoroll, translation   (details: .venv/bin/lstm-suite tasks)"
+	@echo "tasks: music, music-pianoroll, translation, speech   (details: .venv/bin/lstm-suite tasks)"
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,11 +40,14 @@ sample: venv ## Sample from TASK's newest best checkpoint (or CKPT=path); option
 translate: venv ## Translate TEXT="..." (or IN=file OUT=file) with CKPT (default: newest best translation run)
 	$(SUITE) translate translation $(if $(CKPT),--ckpt $(CKPT)) $(if $(TEXT),--text "$(TEXT)") $(if $(IN),--in $(IN)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
+transcribe: venv ## Transcribe AUDIO=file.wav (several files or a folder) with CKPT (default: newest best speech run)
+	$(SUITE) transcribe speech $(if $(CKPT),--ckpt $(CKPT)) $(AUDIO) $(ARGS)
+
 test: venv ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q $(ARGS)
 
-bench: venv ## Run the benchmarks in bench/ (slow: real data, full training)
-	$(PY) bench/jsb_pianoroll.py $(ARGS)
+bench: venv ## Run bench/$(BENCH).py (default jsb_pianoroll; or BENCH=translation ARGS="speed ..."): slow, real data
+	$(PY) bench/$(BENCH).py $(ARGS)
 
 clean: ## Remove runs/ and Python caches (keeps .venv and the data cache)
 	rm -rf runs samples .pytest_cache

@@ -13,6 +13,9 @@ from tasks.music.melody_model import MelodyModel
 from tasks.music.pianoroll_data import PianoRollDataModule
 from tasks.music.pianoroll_model import PianoRollModel
 from tasks.music import sample as music_sample
+from tasks.speech import transcribe
+from tasks.speech.data import SpeechDataModule
+from tasks.speech.model import SpeechModel
 from tasks.translation import translate
 from tasks.translation.data import TranslationDataModule
 from tasks.translation.model import TranslationModel
@@ -60,6 +63,15 @@ TASKS: dict[str, Task] = {
             links=(("data.vocab_size", "model.vocab_size"),),
             commands={"translate": translate.main},
             after_training=('make translate CKPT={ckpt} TEXT="two hundred and forty-one"',),
+        ),
+        Task(
+            name="speech",
+            summary="speech recognition: CTC on a BiLSTM encoder (espeak-ng corpus synthesized offline by default)",
+            model=SpeechModel,
+            data=SpeechDataModule,
+            links=(("data.vocab_size", "model.vocab_size"), ("data.n_mels", "model.n_mels")),
+            commands={"transcribe": transcribe.main},
+            after_training=("make transcribe CKPT={ckpt} AUDIO=clip.wav",),
         ),
     ]
 }

@@ -203,3 +203,13 @@ def test_sampling_filters():
     assert not torch.isin(out.tokens, torch.tensor([0, 1, 2])).any()
     with pytest.raises(ValueError, match="temperature"):
         sample(dec, start, 5, temperature=0)
+
+
+def test_learning_rate_schedule_follows_the_validation_loss_not_the_checkpoint_metric():
+    from tasks.common.optim import adamw_with_plateau
+
+    class Module(torch.nn.Linear):
+        monitor = "val/bleu"  # a higher-is-better checkpoint metric must not drive a min-mode schedule
+
+    config = adamw_with_plateau(Module(2, 2), 1e-3, 0.0, 1)
+    assert config["lr_scheduler"]["monitor"] == "val/loss" and config["lr_scheduler"]["scheduler"].mode == "min"

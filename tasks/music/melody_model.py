@@ -73,7 +73,7 @@ class MelodyModel(L.LightningModule):
         self.log("test/nll", self.test_nll)
 
     def configure_optimizers(self):
-        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience, loss="val/nll")
 
     @torch.no_grad()
     def generate(

@@ -5,7 +5,7 @@ divided by the number of predicted frames (nats per frame).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning as L
 import numpy as np
@@ -87,7 +87,7 @@ class PianoRollModel(L.LightningModule):
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.3,
-        output: str = "nade",
+        output: Literal["nade", "bernoulli"] = "nade",
         nade_hidden: int = 150,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -128,7 +128,7 @@ class PianoRollModel(L.LightningModule):
         self.log("test/nll", self.test_nll)
 
     def configure_optimizers(self):
-        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience, loss="val/nll")
 
     @torch.no_grad()
     def generate(self, num: int, frames: int, primer: np.ndarray, seed: Optional[int] = None) -> list[np.ndarray]:

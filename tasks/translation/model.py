@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning as L
 import sacrebleu
@@ -44,7 +44,7 @@ class TranslationModel(L.LightningModule):
         hidden_size: int = 512,
         num_layers: int = 2,
         dropout: float = 0.3,
-        attention: str = "general",
+        attention: Literal["dot", "general", "additive"] = "general",
         input_feeding: bool = True,
         tie_embeddings: bool = True,
         label_smoothing: float = 0.1,

@@ -1,0 +1,1 @@
+"""Speech recognition (CTC): synthesized commands and numbers offline by default, or LibriSpeech, manifests, HF."""

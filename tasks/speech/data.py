@@ -1,0 +1,410 @@
+"""Speech data: utterances -> log-mel features and CTC label ids, in batches of similar length.
+
+Shapes: B batch, T feature frames (10 ms each, padded with 0), M mel bands, L labels (padded with the blank, 0).
+Features are computed once in prepare_data and cached as float16 per split; checks happen there and in
+setup, so a bad file is skipped with a count before training rather than crashing an epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Literal, NamedTuple, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+from tasks.common.errors import InputError
+from tasks.common.parsing import parse_files
+from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
+from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
+from tasks.speech.synth import TEST_VOICES, TRAIN_VOICES, synthesize_corpus
+from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
+                                unknown_characters)
+from tasks.translation.data import LengthBucketSampler
+
+CACHE_VERSION = 1  # bump when reading audio or features change, so old caches are not reused
+SPLITS = ("train", "val", "test")
+CORPORA = ("synth", "manifest", "librispeech", "hf")
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP
+
+
+class Batch(NamedTuple):
+    features: torch.Tensor  # (B, T, M) float32: normalised log-mel, padded with 0
+    feature_lengths: torch.Tensor  # (B,) long: real frames in features
+    targets: torch.Tensor  # (B, L) long: label ids, padded with the blank (0, never a real label)
+    target_lengths: torch.Tensor  # (B,) long: real labels in targets
+    index: torch.Tensor  # (B,) long: position of each utterance in data.utterances[split]
+
+
+class SpeechDataset(Dataset):
+    """One split's cached features with their labels; item i -> (features (T, M) float32, labels (L,) long, i).
+
+    `augment` (SpecAugment, for training) is drawn anew on every access.
+    """
+
+    def __init__(self, features: torch.Tensor, spans: list[tuple[int, int]], labels: list[list[int]],
+                 augment: Optional[torch.nn.Module] = None):
+        self.features, self.spans, self.labels, self.augment = features, spans, labels, augment
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        start, end = self.spans[i]
+        features = self.features[start:end].float()  # (T, M)
+        if self.augment is not None:
+            features = self.augment(features)
+        return features, torch.tensor(self.labels[i], dtype=torch.long), i
+
+    def lengths(self) -> list[tuple[int, int]]:
+        """Frames of every item, as the (length, length) pairs LengthBucketSampler takes."""
+        return [(end - start, end - start) for start, end in self.spans]
+
+
+def collate_utterances(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
+    features, labels, positions = zip(*items)
+    return Batch(
+        features=pad_sequence(features, batch_first=True, padding_value=0.0),
+        feature_lengths=torch.tensor([len(f) for f in features]),
+        targets=pad_sequence(labels, batch_first=True, padding_value=BLANK),
+        target_lengths=torch.tensor([len(t) for t in labels]),
+        index=torch.tensor(positions),
+    )
+
+
+def ctc_frames_needed(labels: list[int]) -> int:
+    """CTC needs a frame per label, plus a blank between two equal neighbours."""
+    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+
+
+def extract_features(rows: list[ManifestRow], n_mels: int, workers: int, what: str) -> dict:
+    """Features of the rows with a transcript, in parallel -> the content of a split's cache file.
+
+    One float16 tensor (frames of all utterances, M) with each utterance's start and length, so the file
+    loads memory-mapped. Unreadable audio is recorded (path, reason) and left out.
+    """
+    spoken = [row for row in rows if row.text.strip()]
+    paths = list(dict.fromkeys(row.audio for row in spoken))  # a file listed twice is read once
+    results, failures = parse_files(partial(file_features, n_mels=n_mels), paths, desc=f"Features of {what}",
+                                    workers=workers)
+    features = torch.empty(sum(len(f) for f, _ in results.values()), n_mels, dtype=torch.float16)
+    place, start = {}, 0
+    for path in paths:  # copied in and dropped one by one, so a big corpus is held in memory only once
+        if path in results:
+            frames, seconds = results.pop(path)
+            features[start : start + len(frames)] = torch.from_numpy(frames)
+            place[path] = (start, len(frames), seconds)
+            start += len(frames)
+    kept = [row for row in spoken if row.audio in place]
+    return {
+        "features": features,
+        "starts": torch.tensor([place[row.audio][0] for row in kept], dtype=torch.long),
+        "frames": torch.tensor([place[row.audio][1] for row in kept], dtype=torch.long),
+        "seconds": torch.tensor([place[row.audio][2] for row in kept], dtype=torch.float64),
+        "audio": [row.audio for row in kept],
+        "text": [row.text for row in kept],
+        "speaker": [row.speaker for row in kept],
+        "total": len(rows),
+        "empty": len(rows) - len(spoken),
+        "unreadable": [[row.audio, failures[row.audio]] for row in spoken if row.audio in failures],
+    }
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Utterances -> Batches of log-mel features and CTC labels: synthesized speech offline by default, or real speech.
+
+    Args:
+        corpus: "synth" (spoken numbers and commands made with espeak-ng on first use, offline; test voices are
+            never heard in training), "manifest" (NeMo-style JSON-lines manifests, one per split), "librispeech"
+            (the LibriSpeech folder layout) or "hf" (a Hugging Face audio dataset, downloaded in prepare_data).
+        train_manifest: for corpus "manifest": JSON lines {"audio_filepath": ..., "text": ..., "duration": ...};
+            relative audio paths are relative to the manifest's folder; WAV/FLAC at any rate, any channels.
+        val_manifest: likewise, for validation.
+        test_manifest: likewise, for the test split (optional).
+        librispeech_root: the folder holding LibriSpeech/<split>/<speaker>/<chapter>/.
+        librispeech_train: LibriSpeech subset for training, e.g. train-clean-100 or train-clean-360.
+        librispeech_val: subset for validation.
+        librispeech_test: subset for testing (optional).
+        hf_name: the dataset for corpus "hf", e.g. "openslr/librispeech_asr".
+        hf_config: its configuration, e.g. "clean".
+        hf_train: its training split, e.g. "train.100".
+        hf_val: its validation split.
+        hf_test: its test split (optional).
+        synth_train: training utterances of the synthesized corpus.
+        synth_val: validation utterances (training voices, unseen sentences).
+        synth_test: test utterances (unseen voices, unseen sentences).
+        alphabet: the characters transcripts may use; utterances with others are skipped with a count that
+            names them. Char labels are 1..len(alphabet) in this order, 0 is the CTC blank.
+        lowercase: lower-case transcripts first (LibriSpeech is upper case); turn off for alphabets with case.
+        vocab: "char" labels, or "bpe" / "unigram" subwords learned from the training transcripts.
+        subword_vocab_size: the most subwords (blank included), for vocab bpe or unigram; the model's output size.
+        n_mels: mel bands per feature frame (10 ms frames, 25 ms windows, 16 kHz audio).
+        spec_augment: mask random bands and stretches of time in training batches (never in val or test).
+        time_reduction: the model's time reduction (4 for its subsampling); clips with fewer frames // subsampling than CTC needs for
+            their transcript are skipped with a count.
+        batch_size: utterances per batch, unless batch_seconds is set.
+        batch_seconds: if set, batches hold up to this many seconds of audio (utterances x longest).
+        num_workers: DataLoader worker processes.
+        prepare_workers: processes that synthesize audio and compute features in prepare_data (0 = one per core).
+        cache_dir: where the synthesized corpus, features and subword model are kept, built once per setting.
+        seed: draws the synthesized corpus and the batch order.
+    """
+
+    def __init__(
+        self,
+        *,
+        corpus: Literal["synth", "manifest", "librispeech", "hf"] = "synth",
+        train_manifest: Optional[str] = None,
+        val_manifest: Optional[str] = None,
+        test_manifest: Optional[str] = None,
+        librispeech_root: Optional[str] = None,
+        librispeech_train: str = "train-clean-100",
+        librispeech_val: str = "dev-clean",
+        librispeech_test: Optional[str] = "test-clean",
+        hf_name: Optional[str] = None,
+        hf_config: Optional[str] = None,
+        hf_train: str = "train",
+        hf_val: str = "validation",
+        hf_test: Optional[str] = "test",
+        synth_train: int = 4000,
+        synth_val: int = 300,
+        synth_test: int = 300,
+        alphabet: str = DEFAULT_ALPHABET,
+        lowercase: bool = True,
+        vocab: Literal["char", "bpe", "unigram"] = "char",
+        subword_vocab_size: int = 256,
+        n_mels: int = 80,
+        spec_augment: bool = True,
+        time_reduction: int = 4,
+        batch_size: int = 32,
+        batch_seconds: Optional[float] = None,
+        num_workers: int = 0,
+        prepare_workers: int = 0,
+        cache_dir: str = "~/.cache/lstm-suite/speech",
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if corpus not in CORPORA:
+            raise InputError(f"corpus {corpus!r}: choose {', '.join(CORPORA)}")
+        if corpus == "manifest" and not (train_manifest and val_manifest):
+            raise InputError("corpus 'manifest' needs train_manifest and val_manifest (test_manifest is optional)")
+        if corpus == "librispeech" and not librispeech_root:
+            raise InputError("corpus 'librispeech' needs librispeech_root, the folder holding LibriSpeech/")
+        if corpus == "hf" and not hf_name:
+            raise InputError("corpus 'hf' needs hf_name, e.g. openslr/librispeech_asr")
+        if vocab not in ("char", "bpe", "unigram"):
+            raise InputError(f"vocab {vocab!r}: choose char, bpe or unigram")
+        check_alphabet(alphabet)
+        if vocab != "char" and subword_vocab_size < 1 + len(alphabet):
+            raise InputError(f"subword_vocab_size {subword_vocab_size} is too small for {vocab}: the blank and the {len(alphabet)} "
+                             f"characters of the alphabet alone take {1 + len(alphabet)}")
+        if n_mels < 1 or time_reduction < 1:
+            raise InputError(f"n_mels {n_mels} and time_reduction {time_reduction} must be at least 1")
+        self.vocab: Optional[Vocab] = None  # after setup(): encode(text), decode(ids), to_json()
+        self.utterances: dict[str, list[Utterance]] = {}  # per split, in the order of Batch.index
+        self.datasets: dict[str, SpeechDataset] = {}
+
+    @property
+    def n_mels(self) -> int:
+        """Features per frame: the model's input size."""
+        return self.hparams.n_mels
+
+    @property
+    def vocab_size(self) -> int:
+        """Labels including the blank, known before any data is read (LightningCLI links it to the model).
+
+        Subword vocabularies may come out smaller on a small corpus, never larger.
+        """
+        h = self.hparams
+        return 1 + len(h.alphabet) if h.vocab == "char" else h.subword_vocab_size
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.utterances.get("test"))
+
+    # ---- where things are ----
+
+    def _split_names(self) -> dict[str, str]:
+        """Our split -> the source's name for it, for the splits this corpus has."""
+        h = self.hparams
+        names = {
+            "synth": dict(zip(SPLITS, SPLITS)),
+            "manifest": {"train": h.train_manifest, "val": h.val_manifest, "test": h.test_manifest},
+            "librispeech": {"train": h.librispeech_train, "val": h.librispeech_val, "test": h.librispeech_test},
+            "hf": {"train": h.hf_train, "val": h.hf_val, "test": h.hf_test},
+        }[h.corpus]
+        return {split: name for split, name in names.items() if name}
+
+    def describe(self, split: str) -> str:
+        h, name = self.hparams, self._split_names()[split]
+        return {"synth": f"synthesized {split}", "manifest": str(Path(name).expanduser()),
+                "librispeech": f"LibriSpeech {name}", "hf": f"{h.hf_name} {name}"}[h.corpus]
+
+    def _source_folder(self) -> Path:
+        """Where a corpus other than "manifest" is written out as manifests (and audio, for synth and hf)."""
+        h = self.hparams
+        stamp: list = [CACHE_VERSION, h.corpus, self._split_names()]
+        if h.corpus == "synth":
+            stamp += [h.synth_train, h.synth_val, h.synth_test, h.seed, TRAIN_VOICES, TEST_VOICES]
+        elif h.corpus == "librispeech":
+            stamp += [str(Path(h.librispeech_root).expanduser().resolve())]
+        else:
+            stamp += [h.hf_name, h.hf_config]
+        return Path(h.cache_dir).expanduser() / f"{h.corpus}-{digest(stamp)}"
+
+    def manifests(self) -> dict[str, Path]:
+        """Split -> manifest path; for corpora other than "manifest" they exist once prepare_data has run."""
+        if self.hparams.corpus == "manifest":
+            return {split: Path(name).expanduser().resolve() for split, name in self._split_names().items()}
+        folder = self._source_folder()
+        return {split: folder / f"{split}.jsonl" for split in self._split_names()}
+
+    def _features_folder(self, manifests: dict[str, Path]) -> Path:
+        for path in manifests.values():
+            if not path.is_file():
+                raise InputError(f"{path}: no such manifest" + ("" if self.hparams.corpus == "manifest" else
+                                                                 ": call prepare_data() before setup()"))
+        files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in manifests.values()]
+        stamp = [CACHE_VERSION, self.hparams.n_mels, files]
+        return Path(self.hparams.cache_dir).expanduser() / f"features-{digest(stamp)}"
+
+    def _vocab_file(self, folder: Path) -> Path:
+        h = self.hparams
+        return folder / f"{h.vocab}-{h.subword_vocab_size}-{digest([h.alphabet, h.lowercase])}.json"
+
+    # ---- building the cache ----
+
+    def _write_manifests(self) -> dict[str, Path]:
+        h, manifests = self.hparams, self.manifests()
+        missing = {split: path for split, path in manifests.items() if not path.exists()}
+        if h.corpus == "synth" and missing:
+            synthesize_corpus(self._source_folder(), train=h.synth_train, val=h.synth_val, test=h.synth_test,
+                              seed=h.seed, workers=h.prepare_workers)
+        elif h.corpus == "librispeech":
+            for split, path in missing.items():
+                librispeech_manifest(h.librispeech_root, self._split_names()[split], path)
+        elif h.corpus == "hf":
+            for split, path in missing.items():
+                hf_manifest(h.hf_name, h.hf_config, self._split_names()[split], path)
+        return manifests
+
+    def prepare_data(self) -> None:
+        h = self.hparams
+        manifests = self._write_manifests()
+        folder = self._features_folder(manifests)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, manifest in manifests.items():
+            out = folder / f"{split}.pt"
+            if not out.exists():
+                cached = extract_features(read_manifest(manifest), h.n_mels, h.prepare_workers, self.describe(split))
+                torch.save(cached, out.with_suffix(".tmp"))
+                out.with_suffix(".tmp").replace(out)  # a run killed mid-write never leaves half a cache behind
+        vocab_file = self._vocab_file(folder)
+        if h.vocab != "char" and not vocab_file.exists():
+            texts = [self.clean(t) for t in torch.load(folder / "train.pt", weights_only=True, mmap=True)["text"]]
+            usable = [t for t in texts if not unknown_characters(t, h.alphabet)]
+            vocab = train_subwords(usable, h.vocab, h.subword_vocab_size, h.alphabet)
+            vocab_file.with_suffix(".tmp").write_text(vocab.to_json(), encoding="utf-8")
+            vocab_file.with_suffix(".tmp").replace(vocab_file)
+
+    # ---- loading it ----
+
+    def clean(self, text: str) -> str:
+        """The transcript as labels see it: single spaces, lower case unless lowercase is off."""
+        text = " ".join(text.split())
+        return text.lower() if self.hparams.lowercase else text
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.datasets:
+            return
+        h = self.hparams
+        folder = self._features_folder(self.manifests())
+        vocab_file = self._vocab_file(folder)
+        if not all((folder / f"{split}.pt").exists() for split in self._split_names()) or (
+                h.vocab != "char" and not vocab_file.exists()):
+            raise InputError(f"no prepared data in {folder}: call prepare_data() before setup()")
+        self.vocab = CharVocab(h.alphabet) if h.vocab == "char" else load_vocab(vocab_file.read_text(encoding="utf-8"))
+        utterances, datasets = {}, {}
+        for split in self._split_names():
+            cached = torch.load(folder / f"{split}.pt", weights_only=True, mmap=True)  # big corpora stay on disk
+            utterances[split], datasets[split] = self._select(split, cached)
+        for split in ("train", "val"):
+            if not utterances[split]:
+                raise InputError(f"{self.describe(split)}: no usable utterances (see the warning above)")
+        self.utterances, self.datasets = utterances, datasets
+        hours = sum(u.duration for u in self.utterances["train"]) / 3600
+        counts = ", ".join(f"{split} {len(u)}" for split, u in self.utterances.items())
+        rank_zero_info(f"{self.describe('train')}: {counts} utterances ({hours:.1f} h of training audio), "
+                       f"{self.vocab.size} labels ({h.vocab})")
+
+    def _select(self, split: str, cached: dict) -> tuple[list[Utterance], SpeechDataset]:
+        """The utterances fit for CTC, as a dataset; one warning counts the others by reason."""
+        h = self.hparams
+        utterances, spans, labels = [], [], []
+        unknown, outside, too_short = Counter(), 0, 0
+        starts, frame_counts, seconds = cached["starts"].tolist(), cached["frames"].tolist(), cached["seconds"].tolist()
+        for k, text in enumerate(cached["text"]):
+            text = self.clean(text)
+            strange = unknown_characters(text, h.alphabet)
+            if strange:
+                unknown.update(strange)
+                outside += 1
+                continue
+            ids = self.vocab.encode(text)
+            if frame_counts[k] // h.time_reduction < ctc_frames_needed(ids):
+                too_short += 1
+                continue
+            utterances.append(Utterance(cached["audio"][k], text, seconds[k], cached["speaker"][k]))
+            spans.append((starts[k], starts[k] + frame_counts[k]))
+            labels.append(ids)
+        reasons = []
+        if cached["unreadable"]:
+            path, reason = cached["unreadable"][0]
+            reasons.append(f"{len(cached['unreadable'])} unreadable audio (first: {path}: {reason})")
+        if cached["empty"]:
+            reasons.append(plural(cached["empty"], "empty transcript"))
+        if outside:
+            listed = ", ".join(repr(c) for c, _ in unknown.most_common(10))
+            reasons.append(f"{outside} with characters outside the alphabet ({listed}; set --data.alphabet)")
+        if too_short:
+            reasons.append(f"{too_short} shorter than their transcript "
+                           f"(fewer frames // {h.time_reduction} than CTC labels)")
+        if reasons:
+            rank_zero_warn(f"skipped {cached['total'] - len(utterances)} of {cached['total']} utterances in "
+                           f"{self.describe(split)}: {', '.join(reasons)}")
+        augment = SpecAugment() if h.spec_augment and split == "train" else None
+        return utterances, SpeechDataset(cached["features"], spans, labels, augment)
+
+    def _loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise InputError(f"{self.describe('train')} has no {split} split")
+        h, dataset = self.hparams, self.datasets[split]
+        budget = None if h.batch_seconds is None else int(h.batch_seconds * FRAMES_PER_SECOND)
+        sampler = LengthBucketSampler(dataset.lengths(), batch_size=h.batch_size, batch_tokens=budget,
+                                      shuffle=split == "train", seed=h.seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_utterances, num_workers=h.num_workers,
+                          persistent_workers=h.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+def digest(stamp) -> str:
+    return hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]

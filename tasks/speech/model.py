@@ -1,0 +1,109 @@
+"""Speech recognition: log-mel features -> 4x subsampling -> LSTM encoder -> CTC."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from tasks.common.optim import adamw_with_plateau
+from tasks.speech.audio import log_mel, read_audio
+from tasks.speech.network import CTCAcousticModel, greedy_ctc
+from tasks.speech.vocab import BLANK, load_vocab
+
+
+class SpeechModel(L.LightningModule):
+    """CTC speech recognizer; checkpoints carry the vocabulary, so a checkpoint alone transcribes.
+
+    Args:
+        vocab_size: linked from the data (labels + the CTC blank).
+        n_mels: linked from the data (log-mel bands per frame).
+        hidden_size, num_layers, dropout: the LSTM encoder (hidden_size / 2 per direction when bidirectional).
+        bidirectional: False gives a streaming-capable left-to-right encoder.
+        subsampling: stack (4 frames concatenated, fastest) or conv (two strided 3x3 convolutions).
+        lr, weight_decay, lr_patience: AdamW, learning rate halved after lr_patience stalled validations.
+        vocab_json: set from the data when training starts; do not set by hand.
+    """
+
+    monitor, monitor_mode = "val/wer", "min"
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        n_mels: int = 80,
+        hidden_size: int = 320,
+        num_layers: int = 3,
+        bidirectional: bool = True,
+        dropout: float = 0.2,
+        subsampling: Literal["stack", "conv"] = "stack",
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        lr_patience: int = 2,
+        vocab_json: Optional[str] = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = CTCAcousticModel(n_mels=n_mels, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+                                    bidirectional=bidirectional, dropout=dropout, subsampling=subsampling)
+        self.ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
+        self.vocab = load_vocab(vocab_json) if vocab_json else None
+        self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
+        self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
+        self.examples: list[tuple[str, str, str]] = []  # (audio file, reference, transcript) of the last validation
+
+    def on_fit_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and getattr(datamodule, "vocab", None) is not None:
+            self.vocab = datamodule.vocab
+            self.hparams.vocab_json = self.vocab.to_json()  # inside every checkpoint from now on
+
+    def loss(self, batch) -> tuple[Tensor, Tensor, Tensor]:
+        log_probs, lengths = self.net(batch.features, batch.feature_lengths)  # (B, T', V)
+        loss = self.ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths)
+        return loss, log_probs, lengths
+
+    def training_step(self, batch, batch_idx):
+        loss, _, _ = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch.index))
+        return loss
+
+    def _score(self, batch, split: str, wer: WordErrorRate, cer: CharErrorRate) -> Tensor:
+        loss, log_probs, lengths = self.loss(batch)
+        hypotheses = [self.vocab.decode(ids) for ids in greedy_ctc(log_probs, lengths)]
+        utterances = [self.trainer.datamodule.utterances[split][i] for i in batch.index.tolist()]
+        references = [u.text for u in utterances]
+        wer.update(hypotheses, references)
+        cer.update(hypotheses, references)
+        if split == "val" and len(self.examples) < 16:
+            self.examples += [(u.audio, u.text, h) for u, h in zip(utterances, hypotheses)][: 16 - len(self.examples)]
+        self.log(f"{split}/wer", wer, prog_bar=split == "val")
+        self.log(f"{split}/cer", cer)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.examples = []
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self._score(batch, "val", self.val_wer, self.val_cer), batch_size=len(batch.index))
+
+    def test_step(self, batch, batch_idx):
+        self._score(batch, "test", self.test_wer, self.test_cer)
+
+    def configure_optimizers(self):
+        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+
+    @torch.no_grad()
+    def transcribe_features(self, features: list[Tensor]) -> list[str]:
+        """features: one (T, n_mels) tensor per utterance -> transcripts (greedy CTC)."""
+        self.eval()
+        lengths = torch.tensor([len(f) for f in features], device=self.device)
+        padded = nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
+        log_probs, out_lengths = self.net(padded, lengths)
+        return [self.vocab.decode(ids) for ids in greedy_ctc(log_probs, out_lengths)]
+
+    def transcribe(self, paths: list[str]) -> list[str]:
+        """Audio files (any rate, any channels) -> transcripts."""
+        return self.transcribe_features([log_mel(read_audio(p), self.hparams.n_mels) for p in paths])

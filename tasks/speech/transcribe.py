@@ -1,0 +1,77 @@
+"""`lstm-suite transcribe speech`: audio files or folders -> transcripts, from a checkpoint."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tasks.common.checkpoints import load_model, newest_checkpoint
+from tasks.common.errors import InputError
+from tasks.speech.audio import SAMPLE_RATE, log_mel, read_audio
+from tasks.speech.model import SpeechModel
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstm-suite transcribe speech",
+        description="Transcribe audio files (any sample rate or channel count) with a trained speech checkpoint; "
+        "folders are searched for .wav, .flac, .ogg and .mp3 files.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("audio", nargs="+", help="audio files and/or folders")
+    p.add_argument("--ckpt", help="checkpoint (default: best.ckpt of the newest speech run)")
+    p.add_argument("--runs-root", default="runs", help="where to look for the newest run")
+    p.add_argument("--batch-size", type=int, default=16, help="files transcribed together")
+    p.add_argument("--verbose", action="store_true", help="also print timing and the real-time factor")
+    return p
+
+
+def audio_files(inputs: list[str]) -> list[Path]:
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise InputError(f"{item}: no audio files (.wav, .flac, .ogg, .mp3) in this folder")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    return files
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    files = audio_files(args.audio)
+    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint("speech", args.runs_root)
+    model = load_model(SpeechModel, ckpt)
+    if model.vocab is None:
+        raise InputError(f"checkpoint {ckpt}: holds no vocabulary (was it saved before training started?)")
+    failed, audio_seconds, compute_seconds = 0, 0.0, 0.0
+    for start in range(0, len(files), args.batch_size):
+        batch, features = [], []
+        began = time.perf_counter()
+        for path in files[start : start + args.batch_size]:
+            try:
+                samples = read_audio(str(path))
+            except Exception as error:  # one bad file must not stop the others
+                print(f"{path}: cannot read audio ({type(error).__name__}: {error})", file=sys.stderr)
+                failed += 1
+                continue
+            batch.append(path)
+            features.append(log_mel(samples, model.hparams.n_mels))
+            audio_seconds += len(samples) / SAMPLE_RATE
+        texts = model.transcribe_features(features) if features else []
+        compute_seconds += time.perf_counter() - began
+        for path, text in zip(batch, texts):
+            print(f"{path}\t{text}" if len(files) > 1 else text)
+    if args.verbose and audio_seconds:
+        print(f"{len(files) - failed} files, {audio_seconds:.1f} s of audio in {compute_seconds:.2f} s: "
+              f"real-time factor {compute_seconds / audio_seconds:.4f}", file=sys.stderr)
+    if failed == len(files):
+        raise InputError("no file could be read")
+    return 1 if failed else 0
