@@ -9,7 +9,8 @@ from datasets import Dataset, DatasetDict
 
 from tasks.common.errors import InputError
 from tasks.translation.corpus import read_folder
-from tasks.translation.data import LengthBucketSampler, TranslationDataModule
+from tasks.common.batching import LengthBucketSampler
+from tasks.translation.data import TranslationDataModule
 from tasks.translation.numbers import number_pair, numbers_corpus
 from tasks.translation.tokenizer import (BOS, EOS, PAD, UNK, decode, encode, load_tokenizer, save_tokenizer,
                                          tokenizer_from_json, tokenizer_to_json, train_tokenizer)

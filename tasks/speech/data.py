@@ -26,7 +26,7 @@ from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech
 from tasks.speech.synth import TEST_VOICES, TRAIN_VOICES, synthesize_corpus
 from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
-from tasks.translation.data import LengthBucketSampler
+from tasks.common.batching import bucketed_loader
 
 CACHE_VERSION = 1  # bump when reading audio or features change, so old caches are not reused
 SPLITS = ("train", "val", "test")
@@ -389,12 +389,10 @@ class SpeechDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise InputError(f"{self.describe('train')} has no {split} split")
-        h, dataset = self.hparams, self.datasets[split]
+        h = self.hparams
         budget = None if h.batch_seconds is None else int(h.batch_seconds * FRAMES_PER_SECOND)
-        sampler = LengthBucketSampler(dataset.lengths(), batch_size=h.batch_size, batch_tokens=budget,
-                                      shuffle=split == "train", seed=h.seed)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_utterances, num_workers=h.num_workers,
-                          persistent_workers=h.num_workers > 0)
+        return bucketed_loader(self.datasets[split], collate_utterances, batch_size=h.batch_size, batch_tokens=budget,
+                               shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

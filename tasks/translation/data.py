@@ -6,23 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
-from typing import Literal, NamedTuple, Optional, Sequence
+from typing import Literal, NamedTuple, Optional
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.batching import bucketed_loader
 from tasks.common.errors import InputError
 from tasks.translation.corpus import SPLITS, Pairs, drop_empty, read_disk, read_folder, read_hub
 from tasks.translation.numbers import check_language, numbers_corpus
 from tasks.translation.tokenizer import BOS, EOS, PAD, encode_batch, load_tokenizer, save_tokenizer, train_tokenizer
 
 CACHE_VERSION = 1  # bump when reading or cleaning changes, so old caches are not reused
-POOL_BATCHES = 100  # training sorts by length within pools of this many batches: little padding, still random
 
 
 class Batch(NamedTuple):
@@ -61,65 +60,6 @@ def collate_pairs(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
         tgt_lengths=torch.tensor([len(t) for t in targets]),
         index=torch.tensor(positions),
     )
-
-
-class LengthBucketSampler(Sampler[list[int]]):
-    """Batches of pairs of similar length, so they carry little padding; every pair once per epoch.
-
-    Training shuffles the pairs (seeded), sorts them by length within pools of POOL_BATCHES batches, cuts
-    the pools into batches once, and serves those batches in a new random order every epoch (fairseq
-    does the same). Batches are fixed because Lightning reads len() once: re-cutting them every epoch
-    by a token budget would change their number. Evaluation sorts everything and keeps that order.
-
-    Args:
-        lengths: (source, target) length of each item.
-        batch_size: pairs per batch, unless batch_tokens is set.
-        batch_tokens: pairs per batch such that pairs * longest side stays within this budget
-            (a single pair longer than the budget gets a batch of its own).
-    """
-
-    def __init__(self, lengths: Sequence[tuple[int, int]], *, batch_size: int = 64, batch_tokens: Optional[int] = None,
-                 shuffle: bool, seed: int = 0):
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        order = list(range(len(lengths)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-            mean = sum(max(pair) for pair in lengths) / max(1, len(lengths))
-            pool = POOL_BATCHES * (batch_size if batch_tokens is None else max(1, int(batch_tokens / mean)))
-        else:
-            pool = len(order)
-        self.batches = []
-        for start in range(0, len(order), max(1, pool)):
-            ranked = sorted(order[start : start + pool], key=lambda i: lengths[i])
-            self.batches += cut(ranked, lengths, batch_size, batch_tokens)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self):
-        batches = list(self.batches)
-        if self.shuffle:
-            random.Random(self.seed + self.epoch).shuffle(batches)
-            self.epoch += 1  # Lightning calls set_epoch only on plain samplers, so count epochs here
-        return iter(batches)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-
-def cut(ranked: list[int], lengths: Sequence[tuple[int, int]], batch_size: int, batch_tokens: Optional[int]) -> list[list[int]]:
-    """Consecutive runs of `ranked`: batch_size items each, or as many as fit batch_tokens."""
-    if batch_tokens is None:
-        return [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
-    batches, batch, longest = [], [], 0
-    for i in ranked:
-        longest_with_i = max(longest, *lengths[i])
-        if batch and longest_with_i * (len(batch) + 1) > batch_tokens:
-            batches.append(batch)
-            batch, longest_with_i = [], max(lengths[i])
-        batch.append(i)
-        longest = longest_with_i
-    return batches + ([batch] if batch else [])
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -296,12 +236,9 @@ class TranslationDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         if split == "test" and not self.pairs["test"]:
             raise InputError(f"{self.describe()} has no test split")
-        dataset = self.datasets[split]
         h = self.hparams
-        sampler = LengthBucketSampler(dataset.lengths(), batch_size=h.batch_size, batch_tokens=h.batch_tokens,
-                                      shuffle=split == "train", seed=h.seed)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=h.num_workers,
-                          persistent_workers=h.num_workers > 0)
+        return bucketed_loader(self.datasets[split], collate_pairs, batch_size=h.batch_size, batch_tokens=h.batch_tokens,
+                               shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
