@@ -21,6 +21,17 @@ def newest_checkpoint(task: str, runs_root: str | Path = "runs", kind: str = "be
     return found[-1]
 
 
+def add_checkpoint_arguments(parser, task: str) -> None:
+    """--ckpt and --runs-root, the same for every command that uses a trained model."""
+    parser.add_argument("--ckpt", help=f"checkpoint to use (default: best.ckpt of the newest {task} run)")
+    parser.add_argument("--runs-root", default="runs", help="where to look for the newest run")
+
+
+def chosen_checkpoint(args, task: str) -> Path:
+    """--ckpt if given, else the newest run's best checkpoint (with a one-line error when there is none)."""
+    return Path(args.ckpt) if args.ckpt else newest_checkpoint(task, args.runs_root)
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """torch.load with weights_only=True and one-line errors for a missing or unsafe file."""
     path = Path(path)

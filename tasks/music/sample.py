@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from tasks.common.checkpoints import load_model, newest_checkpoint
+from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.music.encoding import STEPS_PER_QUARTER, parse_primer, read_melody, write_midi
 from tasks.music.melody_model import MelodyModel
@@ -19,8 +19,7 @@ from tasks.music.render import audio_unavailable_reason, melody_roll, piano_roll
 def common_parser(task: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"lstm-suite sample {task}", description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ckpt", help=f"checkpoint to sample from (default: best.ckpt of the newest {task} run)")
-    p.add_argument("--runs-root", default="runs", help="where to look for the newest run")
+    add_checkpoint_arguments(p, task)
     p.add_argument("--num", type=int, default=4, help="number of pieces")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible samples")
     p.add_argument("--tempo", type=float, default=100.0, help="tempo of the written MIDI, quarter notes per minute")
@@ -44,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def checkpoint_and_folder(args: argparse.Namespace, task: str) -> tuple[Path, Path]:
     if args.num < 1:
         raise InputError(f"--num must be at least 1, got {args.num}")
-    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint(task, args.runs_root)
+    ckpt = chosen_checkpoint(args, task)
     out = Path(args.out) if args.out else ckpt.parent.parent / "samples" / time.strftime("%Y%m%d-%H%M%S")
     return ckpt, out
 

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.common.checkpoints import load_model, newest_checkpoint
+from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.speech.audio import SAMPLE_RATE, log_mel, read_audio
 from tasks.speech.model import SpeechModel
@@ -22,8 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("audio", nargs="+", help="audio files and/or folders")
-    p.add_argument("--ckpt", help="checkpoint (default: best.ckpt of the newest speech run)")
-    p.add_argument("--runs-root", default="runs", help="where to look for the newest run")
+    add_checkpoint_arguments(p, "speech")
     p.add_argument("--batch-size", type=int, default=16, help="files transcribed together")
     p.add_argument("--verbose", action="store_true", help="also print timing and the real-time factor")
     return p
@@ -47,7 +46,7 @@ def audio_files(inputs: list[str]) -> list[Path]:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     files = audio_files(args.audio)
-    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint("speech", args.runs_root)
+    ckpt = chosen_checkpoint(args, "speech")
     model = load_model(SpeechModel, ckpt)
     if model.vocab is None:
         raise InputError(f"checkpoint {ckpt}: holds no vocabulary (was it saved before training started?)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tasks.common.checkpoints import load_model, newest_checkpoint
+from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.translation.model import TranslationModel
 
@@ -19,8 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Give --text for one sentence, or --in FILE (one sentence per line) and --out FILE.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--ckpt", help="checkpoint (default: best.ckpt of the newest translation run)")
-    p.add_argument("--runs-root", default="runs", help="where to look for the newest run")
+    add_checkpoint_arguments(p, "translation")
     p.add_argument("--text", help="a sentence to translate")
     p.add_argument("--in", dest="infile", help="a UTF-8 file, one sentence per line")
     p.add_argument("--out", help="where to write the translations of --in (default: print them)")
@@ -53,7 +52,7 @@ def main(argv: list[str]) -> int:
     lines = [args.text] if args.text is not None else read_lines(Path(args.infile))
     if not any(line.strip() for line in lines):
         raise InputError("--text is empty, nothing to translate")
-    ckpt = Path(args.ckpt) if args.ckpt else newest_checkpoint("translation", args.runs_root)
+    ckpt = chosen_checkpoint(args, "translation")
     model = load_model(TranslationModel, ckpt)
     if model.tokenizer is None:
         raise InputError(f"checkpoint {ckpt}: holds no tokenizer (was it saved before training started?)")
