@@ -6,6 +6,8 @@ TEXT ?=
 IN ?=
 OUT ?=
 AUDIO ?=
+VIDEO ?=
+HORIZON ?=
 TRAINER ?=
 BENCH ?= jsb_pianoroll
 PYTHON ?= python3
@@ -14,14 +16,14 @@ PY := $(VENV)/bin/python
 SUITE := $(VENV)/bin/lstm-suite
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sample translate transcribe test bench clean
+.PHONY: help venv train sample translate transcribe forecast classify test bench clean
 
 help: ## Show this help
 	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes]"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "tasks: music, music-pianoroll, translation, speech   (details: .venv/bin/lstm-suite tasks)"
+	@echo "tasks: music, music-pianoroll, translation, speech, forecast, video   (details: .venv/bin/lstm-suite tasks)"
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +44,12 @@ translate: venv ## Translate TEXT="..." (or IN=file OUT=file) with CKPT (default
 
 transcribe: venv ## Transcribe AUDIO=file.wav (several files or a folder) with CKPT (default: newest best speech run)
 	$(SUITE) transcribe speech $(if $(CKPT),--ckpt $(CKPT)) $(AUDIO) $(ARGS)
+
+forecast: venv ## Forecast HORIZON=52 steps past the end of the data with CKPT (default: newest best forecast run); CSV in OUT
+	$(SUITE) forecast forecast $(if $(CKPT),--ckpt $(CKPT)) $(if $(HORIZON),--horizon $(HORIZON)) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+classify: venv ## Classify VIDEO=clip.mp4 (several files or a folder) with CKPT (default: newest best video run)
+	$(SUITE) classify video $(if $(CKPT),--ckpt $(CKPT)) $(VIDEO) $(ARGS)
 
 test: venv ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q $(ARGS)

@@ -8,6 +8,9 @@ from typing import Callable
 import lightning as L
 
 from tasks.common.errors import InputError
+from tasks.forecast import forecast
+from tasks.forecast.data import ForecastDataModule
+from tasks.forecast.model import ForecastModel
 from tasks.music.data import MelodyDataModule
 from tasks.music.melody_model import MelodyModel
 from tasks.music.pianoroll_data import PianoRollDataModule
@@ -19,6 +22,9 @@ from tasks.speech.model import SpeechModel
 from tasks.translation import translate
 from tasks.translation.data import TranslationDataModule
 from tasks.translation.model import TranslationModel
+from tasks.video import classify as video_classify
+from tasks.video.data import VideoDataModule
+from tasks.video.model import VideoModel
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -72,6 +78,27 @@ TASKS: dict[str, Task] = {
             links=(("data.vocab_size", "model.vocab_size"), ("data.n_mels", "model.n_mels")),
             commands={"transcribe": transcribe.main},
             after_training=("make transcribe CKPT={ckpt} AUDIO=clip.wav",),
+        ),
+        Task(
+            name="forecast",
+            summary="time-series forecasting: the Keras LSTM(50) example on real series (Mauna Loa weekly CO2 by default)",
+            model=ForecastModel,
+            data=ForecastDataModule,
+            links=(("data.input_size", "model.input_size"), ("data.horizon", "model.horizon"),
+                   ("data.timesteps", "model.timesteps")),
+            commands={"forecast": forecast.main},
+            after_training=("make forecast CKPT={ckpt} HORIZON=52",),
+        ),
+        Task(
+            name="video",
+            summary="activity recognition: LRCN, a CNN per frame and an LSTM over time (synthetic motion clips by default)",
+            model=VideoModel,
+            data=VideoDataModule,
+            links=(("data.class_names", "model.class_names"), ("data.frames", "model.frames"),
+                   ("data.cache_frames", "model.cache_frames"), ("data.height", "model.height"),
+                   ("data.width", "model.width"), ("data.crop", "model.crop")),
+            commands={"classify": video_classify.main},
+            after_training=("make classify CKPT={ckpt} VIDEO=clip.mp4",),
         ),
     ]
 }

@@ -31,7 +31,7 @@ def test_tiny_run_learns(trained):
     losses = [float(r["train/loss"]) for r in rows if "train/loss" in r]
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
     keys = {k for r in rows for k in r}
-    assert {"val/wer", "val/cer", "test/wer", "test/cer", "val/transcripts/_type"} <= keys, sorted(keys)
+    assert {"val/wer", "val/cer", "test/wer", "test/cer", "test/wer_greedy", "val/transcripts/_type"} <= keys, sorted(keys)
     assert trained.metrics["val/cer"] < 0.9  # some characters right already; chance is ~1
 
 
@@ -43,7 +43,7 @@ def test_checkpoint_transcribes_files(trained, capsys):
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
     assert main(["transcribe", "speech", "--ckpt", str(trained.best_checkpoint), "--verbose", *map(str, clips)]) == 0
     captured = capsys.readouterr()
-    assert [line.split("\t")[1] for line in captured.out.strip().splitlines()] == texts
+    assert [line.split("\t")[1] for line in captured.out.splitlines()] == texts
     assert "real-time factor" in captured.err
 
 
@@ -61,3 +61,18 @@ def test_transcribe_skips_bad_audio_and_says_so(trained, tmp_path, capsys):
 def test_checkpoint_is_weights_only(trained):
     checkpoint = torch.load(trained.best_checkpoint, weights_only=True)
     assert "abcdefghijklmnopqrstuvwxyz" in checkpoint["hyper_parameters"]["vocab_json"]
+
+
+def test_beam_search_speaks_only_training_words(trained, capsys):
+    model = load_model(SpeechModel, trained.best_checkpoint)
+    assert set(model.beam_files) == {"lexicon", "lm"} and "\\3-grams:" in model.beam_files["lm"]
+    words = {line.split()[0] for line in model.beam_files["lexicon"].splitlines()}
+    train_words = {w for u in trained.trainer.datamodule.utterances["train"] for w in u.text.split()}
+    assert words == train_words
+    clips = sorted((trained.run_dir.parents[2] / "cache").rglob("test/*.wav"))[:4]
+    assert main(["transcribe", "speech", "--ckpt", str(trained.best_checkpoint), "--decoder", "beam", *map(str, clips)]) == 0
+    texts = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert len(texts) == 4 and {w for t in texts for w in t.split()} <= words
+    # a missing LM file is a one-line error before any audio is read
+    assert main(["transcribe", "speech", "--ckpt", str(trained.best_checkpoint), "--lm", "missing.arpa", str(clips[0])]) == 2
+    assert "lm missing.arpa: no such file" in capsys.readouterr().err

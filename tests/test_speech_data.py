@@ -344,3 +344,12 @@ def test_missing_espeak_says_how_to_install_it(tmp_path, monkeypatch):
         synthesize_corpus(tmp_path / "synth", train=2, val=1, test=1)
     with pytest.raises(InputError, match="apt-get install espeak-ng"):
         SpeechDataModule(cache_dir=str(tmp_path / "cache")).prepare_data()
+
+
+def test_test_voices_are_new_voice_qualities():
+    """Held-out voices: their variants (voice quality) never occur in training, and the rp accent neither."""
+    from tasks.speech.synth import TEST_VOICES, TRAIN_VOICES
+    train_accents = {v.split("+")[0] for v in TRAIN_VOICES}
+    train_variants = {v.split("+")[1] for v in TRAIN_VOICES}
+    assert not {v.split("+")[1] for v in TEST_VOICES} & train_variants
+    assert "en-gb-x-rp" not in train_accents and len(train_accents) * len(train_variants) == len(TRAIN_VOICES)

@@ -57,6 +57,7 @@ def load_model(model_class: type[M], path: str | Path, map_location: Optional[st
     try:
         model = model_class(**hparams)
         model.load_state_dict(checkpoint["state_dict"])
+        model.on_load_checkpoint(checkpoint)  # what a model keeps beside its weights (Lightning calls it too)
     except (TypeError, RuntimeError) as error:
         raise InputError(f"checkpoint {path}: does not fit {model_class.__name__} ({str(error).splitlines()[0]})") from None
     return model.to(map_location or "cpu").eval()

@@ -138,7 +138,8 @@ def train(task: Task, args: list[str]) -> TrainResult:
 def print_summary(task: Task, result: TrainResult, run: RunOptions) -> None:
     lines = [f"\nDone: {task.name} run in {result.run_dir}"]
     if result.best_checkpoint:
-        score = result.metrics.get(task.model.monitor)
+        best_score = getattr(result.trainer.checkpoint_callback, "best_model_score", None)  # not the last epoch's
+        score = float(best_score) if best_score is not None else result.metrics.get(task.model.monitor)
         lines.append(f"  best checkpoint  {result.best_checkpoint}" + (f"  ({task.model.monitor} {score:.4f})" if score is not None else ""))
     if result.last_checkpoint:
         lines.append(f"  last checkpoint  {result.last_checkpoint}")

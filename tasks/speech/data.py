@@ -23,6 +23,7 @@ from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
 from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
+from tasks.speech.lm import write_arpa, write_lexicon
 from tasks.speech.synth import TEST_VOICES, TRAIN_VOICES, synthesize_corpus
 from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
@@ -150,6 +151,8 @@ class SpeechDataModule(L.LightningDataModule):
         subword_vocab_size: the most subwords (blank included), for vocab bpe or unigram; the model's output size.
         n_mels: mel bands per feature frame (10 ms frames, 25 ms windows, 16 kHz audio).
         spec_augment: mask random bands and stretches of time in training batches (never in val or test).
+        lm_order: the word n-gram language model built from the training transcripts for beam search (with a
+            lexicon of their words); 0 = lexicon only. Char vocabularies only.
         time_reduction: the model's time reduction (4 for its subsampling); clips with fewer frames // subsampling than CTC needs for
             their transcript are skipped with a count.
         batch_size: utterances per batch, unless batch_seconds is set.
@@ -185,6 +188,7 @@ class SpeechDataModule(L.LightningDataModule):
         subword_vocab_size: int = 256,
         n_mels: int = 80,
         spec_augment: bool = True,
+        lm_order: int = 3,
         time_reduction: int = 4,
         batch_size: int = 32,
         batch_seconds: Optional[float] = None,
@@ -209,6 +213,8 @@ class SpeechDataModule(L.LightningDataModule):
         if vocab != "char" and subword_vocab_size < 1 + len(alphabet):
             raise InputError(f"subword_vocab_size {subword_vocab_size} is too small for {vocab}: the blank and the {len(alphabet)} "
                              f"characters of the alphabet alone take {1 + len(alphabet)}")
+        if lm_order < 0:
+            raise InputError(f"lm_order {lm_order} must be 0 (no language model) or more")
         if n_mels < 1 or time_reduction < 1:
             raise InputError(f"n_mels {n_mels} and time_reduction {time_reduction} must be at least 1")
         self.vocab: Optional[Vocab] = None  # after setup(): encode(text), decode(ids), to_json()
@@ -283,6 +289,22 @@ class SpeechDataModule(L.LightningDataModule):
         h = self.hparams
         return folder / f"{h.vocab}-{h.subword_vocab_size}-{digest([h.alphabet, h.lowercase])}.json"
 
+    def _beam_files(self, folder: Path) -> dict[str, Path]:
+        """The lexicon and word LM of the training transcripts, for beam search (char vocabularies only)."""
+        h = self.hparams
+        if h.vocab != "char":
+            return {}
+        stamp = digest([h.alphabet, h.lowercase, h.lm_order])
+        files = {"lexicon": folder / f"lexicon-{stamp}.txt"}
+        if h.lm_order:
+            files["lm"] = folder / f"lm-{h.lm_order}gram-{stamp}.arpa"
+        return files
+
+    def beam_search_files(self) -> dict[str, str]:
+        """{"lexicon": text, "lm": ARPA text} built in prepare_data, for the model to keep in its checkpoints."""
+        folder = self._features_folder(self.manifests())
+        return {name: path.read_text(encoding="utf-8") for name, path in self._beam_files(folder).items()}
+
     # ---- building the cache ----
 
     def _write_manifests(self) -> dict[str, Path]:
@@ -310,13 +332,18 @@ class SpeechDataModule(L.LightningDataModule):
                 cached = extract_features(read_manifest(manifest), h.n_mels, h.prepare_workers, self.describe(split))
                 torch.save(cached, out.with_suffix(".tmp"))
                 out.with_suffix(".tmp").replace(out)  # a run killed mid-write never leaves half a cache behind
-        vocab_file = self._vocab_file(folder)
-        if h.vocab != "char" and not vocab_file.exists():
+        vocab_file, beam_files = self._vocab_file(folder), self._beam_files(folder)
+        if (h.vocab != "char" and not vocab_file.exists()) or not all(p.exists() for p in beam_files.values()):
             texts = [self.clean(t) for t in torch.load(folder / "train.pt", weights_only=True, mmap=True)["text"]]
             usable = [t for t in texts if not unknown_characters(t, h.alphabet)]
-            vocab = train_subwords(usable, h.vocab, h.subword_vocab_size, h.alphabet)
-            vocab_file.with_suffix(".tmp").write_text(vocab.to_json(), encoding="utf-8")
-            vocab_file.with_suffix(".tmp").replace(vocab_file)
+            if h.vocab != "char":
+                vocab = train_subwords(usable, h.vocab, h.subword_vocab_size, h.alphabet)
+                vocab_file.with_suffix(".tmp").write_text(vocab.to_json(), encoding="utf-8")
+                vocab_file.with_suffix(".tmp").replace(vocab_file)
+            if beam_files and usable:
+                write_lexicon((word for text in usable for word in text.split()), beam_files["lexicon"])
+                if "lm" in beam_files:
+                    write_arpa(usable, beam_files["lm"], h.lm_order)
 
     # ---- loading it ----
 

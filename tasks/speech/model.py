@@ -1,17 +1,21 @@
 """Speech recognition: log-mel features -> 4x subsampling -> LSTM encoder -> CTC."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Literal, Optional
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from tasks.common.optim import adamw_with_plateau
 from tasks.speech.audio import log_mel, read_audio
+from tasks.speech.decoding import BeamDecoder, BeamOptions, beam_search_available
 from tasks.speech.network import CTCAcousticModel, greedy_ctc
-from tasks.speech.vocab import BLANK, load_vocab
+from tasks.speech.vocab import BLANK, CharVocab, load_vocab
 
 
 class SpeechModel(L.LightningModule):
@@ -24,6 +28,10 @@ class SpeechModel(L.LightningModule):
         bidirectional: False gives a streaming-capable left-to-right encoder.
         subsampling: stack (4 frames concatenated, fastest) or conv (two strided 3x3 convolutions).
         lr, weight_decay, lr_patience: AdamW, learning rate halved after lr_patience stalled validations.
+        decoder: how the test split and `transcribe` decode: "beam" (torchaudio's CTC beam search over the words
+            of the training transcripts, scored by their n-gram LM; needs flashlight-text) or "greedy".
+            Validation is always greedy (fast); test reports both, test/wer being this decoder's.
+        beam_size, lm_weight, word_score: the beam search (see tasks.speech.decoding.BeamOptions).
         vocab_json: set from the data when training starts; do not set by hand.
     """
 
@@ -42,6 +50,10 @@ class SpeechModel(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 0.0,
         lr_patience: int = 2,
+        decoder: Literal["greedy", "beam"] = "beam",
+        beam_size: int = 50,
+        lm_weight: float = 0.5,
+        word_score: float = 0.0,
         vocab_json: Optional[str] = None,
     ):
         super().__init__()
@@ -52,6 +64,9 @@ class SpeechModel(L.LightningModule):
         self.vocab = load_vocab(vocab_json) if vocab_json else None
         self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
         self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
+        self.test_wer_greedy = WordErrorRate()
+        self.beam_files: dict[str, str] = {}  # {"lexicon": text, "lm": ARPA text}: kept in every checkpoint
+        self._beam: Optional[BeamDecoder] = None
         self.examples: list[tuple[str, str, str]] = []  # (audio file, reference, transcript) of the last validation
 
     def on_fit_start(self) -> None:
@@ -59,6 +74,38 @@ class SpeechModel(L.LightningModule):
         if datamodule is not None and getattr(datamodule, "vocab", None) is not None:
             self.vocab = datamodule.vocab
             self.hparams.vocab_json = self.vocab.to_json()  # inside every checkpoint from now on
+        if datamodule is not None and hasattr(datamodule, "beam_search_files"):
+            self.beam_files = datamodule.beam_search_files()
+            self._beam = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["beam_search_files"] = self.beam_files  # plain strings: still loads with weights_only=True
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.beam_files = checkpoint.get("beam_search_files", {})
+        self._beam = None
+
+    def configure_beam(self, **overrides) -> BeamDecoder:
+        """Build the beam search this checkpoint was trained for and use it from now on.
+
+        overrides: BeamOptions fields, e.g. lm="big.arpa", lexicon=..., beam_size=...; None keeps the checkpoint's.
+        """
+        h = self.hparams
+        options = dict(beam_size=h.beam_size, lm_weight=h.lm_weight, word_score=h.word_score)
+        with tempfile.TemporaryDirectory() as folder:  # flashlight reads files; it keeps what it needs in memory
+            for name, text in self.beam_files.items():
+                options[name] = str(Path(folder) / name)
+                Path(options[name]).write_text(text, encoding="utf-8")
+            options.update({k: v for k, v in overrides.items() if v is not None})
+            self._beam = BeamDecoder(self.vocab, BeamOptions(**options))
+        return self._beam
+
+    def decode(self, log_probs: Tensor, lengths: Tensor, decoder: Optional[str] = None) -> list[str]:
+        """log_probs (B, T', V), lengths (B,) -> transcripts, greedily or with the beam search."""
+        if (decoder or self.hparams.decoder) == "beam":
+            beam = self._beam or self.configure_beam()
+            return beam(log_probs, lengths)
+        return [self.vocab.decode(ids) for ids in greedy_ctc(log_probs, lengths)]
 
     def loss(self, batch) -> tuple[Tensor, Tensor, Tensor]:
         log_probs, lengths = self.net(batch.features, batch.feature_lengths)  # (B, T', V)
@@ -72,9 +119,14 @@ class SpeechModel(L.LightningModule):
 
     def _score(self, batch, split: str, wer: WordErrorRate, cer: CharErrorRate) -> Tensor:
         loss, log_probs, lengths = self.loss(batch)
-        hypotheses = [self.vocab.decode(ids) for ids in greedy_ctc(log_probs, lengths)]
         utterances = [self.trainer.datamodule.utterances[split][i] for i in batch.index.tolist()]
         references = [u.text for u in utterances]
+        hypotheses = self.decode(log_probs, lengths, "greedy")
+        if split == "test":
+            self.test_wer_greedy.update(hypotheses, references)
+            self.log("test/wer_greedy", self.test_wer_greedy)
+            if self.hparams.decoder == "beam":
+                hypotheses = self.decode(log_probs, lengths, "beam")
         wer.update(hypotheses, references)
         cer.update(hypotheses, references)
         if split == "val" and len(self.examples) < 16:
@@ -89,6 +141,16 @@ class SpeechModel(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self.log("val/loss", self._score(batch, "val", self.val_wer, self.val_cer), batch_size=len(batch.index))
 
+    def on_test_start(self) -> None:
+        if self.hparams.decoder != "beam":
+            return
+        if not isinstance(self.vocab, CharVocab):
+            rank_zero_warn("test: beam search decodes character vocabularies; decoding subwords greedily")
+            self.hparams.decoder = "greedy"
+        elif not beam_search_available():
+            rank_zero_warn("test: beam search needs flashlight-text (pip install flashlight-text); decoding greedily")
+            self.hparams.decoder = "greedy"
+
     def test_step(self, batch, batch_idx):
         self._score(batch, "test", self.test_wer, self.test_cer)
 
@@ -96,14 +158,14 @@ class SpeechModel(L.LightningModule):
         return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
 
     @torch.no_grad()
-    def transcribe_features(self, features: list[Tensor]) -> list[str]:
-        """features: one (T, n_mels) tensor per utterance -> transcripts (greedy CTC)."""
+    def transcribe_features(self, features: list[Tensor], decoder: Optional[str] = None) -> list[str]:
+        """features: one (T, n_mels) tensor per utterance -> transcripts (decoder: greedy or beam, default hparams)."""
         self.eval()
         lengths = torch.tensor([len(f) for f in features], device=self.device)
         padded = nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
         log_probs, out_lengths = self.net(padded, lengths)
-        return [self.vocab.decode(ids) for ids in greedy_ctc(log_probs, out_lengths)]
+        return self.decode(log_probs, out_lengths, decoder)
 
-    def transcribe(self, paths: list[str]) -> list[str]:
+    def transcribe(self, paths: list[str], decoder: Optional[str] = None) -> list[str]:
         """Audio files (any rate, any channels) -> transcripts."""
-        return self.transcribe_features([log_mel(read_audio(p), self.hparams.n_mels) for p in paths])
+        return self.transcribe_features([log_mel(read_audio(p), self.hparams.n_mels) for p in paths], decoder)

@@ -26,10 +26,15 @@ from tasks.common.errors import InputError
 from tasks.speech.audio import SAMPLE_RATE, read_audio, single_threaded
 from tasks.speech.corpus import write_manifest
 
-# espeak-ng accents + variants (`espeak-ng --voices=variant`); mbrola voices (mb-*) are rarely installed
-TRAIN_VOICES = ("en-us", "en-us+m3", "en-us+f2", "en-gb", "en-gb+f4", "en-gb+m2", "en-gb-scotland",
-                "en-gb-scotland+f5", "en-029", "en-029+m4", "en-gb-x-gbclan+f2", "en-gb-x-gbcwmd+m6")
-TEST_VOICES = ("en-gb-x-rp+f3", "en-us+m7")  # accent rp, variants f3 and m7: never heard in training
+# A voice is an espeak-ng accent + a variant (`espeak-ng --voices=variant`); mbrola voices are rarely installed.
+# Training draws from every pairing below (7 x 33); the test voices' accent (rp) and variants (f3, m7) are in
+# none of them, so a test voice is new in both accent and voice quality, as a new speaker would be.
+TRAIN_ACCENTS = ("en-us", "en-us-nyc", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m8", "f1", "f2", "f4", "f5", "adam", "alex", "andy", "annie",
+                  "aunty", "benjamin", "david", "ed", "edward", "john", "linda", "max", "michael", "paul", "rob",
+                  "robert", "steph", "travis", "victor", "zac", "grandma", "klatt3")
+TRAIN_VOICES = tuple(f"{accent}+{variant}" for accent in TRAIN_ACCENTS for variant in TRAIN_VARIANTS)
+TEST_VOICES = ("en-gb-x-rp+f3", "en-us+m7")
 SPEEDS = (130, 210)  # words per minute
 PITCHES = (25, 75)  # espeak-ng's 0..99 scale
 SNR_DB = (20.0, 40.0)  # light noise, so silence is not digital zero

@@ -24,6 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+", help="audio files and/or folders")
     add_checkpoint_arguments(p, "speech")
     p.add_argument("--batch-size", type=int, default=16, help="files transcribed together")
+    p.add_argument("--decoder", choices=("greedy", "beam"),
+                   help="greedy CTC, or beam search over the training transcripts' words and their n-gram LM "
+                   "(default: the checkpoint's setting)")
+    p.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default: the checkpoint's)")
+    p.add_argument("--lm-weight", type=float, help="weight of the language model (default: the checkpoint's)")
+    p.add_argument("--lexicon", help="your own flashlight lexicon (`word w o r d |` per line) instead of the "
+                   "checkpoint's words")
+    p.add_argument("--lm", help="your own KenLM model (ARPA or binary) instead of the checkpoint's n-gram LM")
     p.add_argument("--verbose", action="store_true", help="also print timing and the real-time factor")
     return p
 
@@ -50,6 +58,9 @@ def main(argv: list[str]) -> int:
     model = load_model(SpeechModel, ckpt)
     if model.vocab is None:
         raise InputError(f"checkpoint {ckpt}: holds no vocabulary (was it saved before training started?)")
+    decoder = args.decoder or model.hparams.decoder
+    if decoder == "beam":  # built now, so a missing package or file is reported before any audio is read
+        model.configure_beam(beam_size=args.beam_size, lm_weight=args.lm_weight, lexicon=args.lexicon, lm=args.lm)
     failed, audio_seconds, compute_seconds = 0, 0.0, 0.0
     for start in range(0, len(files), args.batch_size):
         batch, features = [], []
@@ -64,7 +75,7 @@ def main(argv: list[str]) -> int:
             batch.append(path)
             features.append(log_mel(samples, model.hparams.n_mels))
             audio_seconds += len(samples) / SAMPLE_RATE
-        texts = model.transcribe_features(features) if features else []
+        texts = model.transcribe_features(features, decoder) if features else []
         compute_seconds += time.perf_counter() - began
         for path, text in zip(batch, texts):
             print(f"{path}\t{text}" if len(files) > 1 else text)

@@ -1,0 +1,109 @@
+"""CTC beam search with torchaudio's flashlight decoder: lexicon-free, or words from a lexicon scored by a KenLM model.
+
+Shapes: B utterances, T frames after subsampling, V labels (0 = blank).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from tasks.common.errors import InputError
+from tasks.speech.vocab import CharVocab
+
+BLANK_TOKEN, WORD_BOUNDARY = "-", "|"  # flashlight's names for the CTC blank and the space between words
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    """How `lstm-suite transcribe` and the test split decode.
+
+    Args:
+        beam_size: hypotheses kept per frame.
+        lexicon: a flashlight lexicon (`word w o r d |` per line): output only these words. None = lexicon-free.
+        lm: a KenLM model (ARPA or binary) over the lexicon's words; None = no language model.
+        lm_weight: how much the language model counts against the acoustic model.
+        word_score: added per word (positive favours more, shorter words).
+    """
+
+    beam_size: int = 50
+    lexicon: Optional[str] = None
+    lm: Optional[str] = None
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+
+
+def beam_search_available() -> bool:
+    try:
+        from torchaudio.models.decoder import ctc_decoder  # noqa: F401  (needs flashlight-text)
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def native_output_silenced():
+    """Send what C++ code writes to stdout and stderr to /dev/null (Python's own streams are flushed first)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+class BeamDecoder:
+    """log-probabilities (B, T, V) and lengths (B,) -> transcripts, with torchaudio's `ctc_decoder`."""
+
+    def __init__(self, vocab, options: BeamOptions):
+        if not isinstance(vocab, CharVocab):
+            raise InputError("beam search decodes character vocabularies (vocab: char); use greedy decoding for subwords")
+        if BLANK_TOKEN in vocab.alphabet or WORD_BOUNDARY in vocab.alphabet:
+            raise InputError(f"beam search: the alphabet may not hold {BLANK_TOKEN!r} or {WORD_BOUNDARY!r} "
+                             "(the decoder's blank and word boundary)")
+        if options.lm and not options.lexicon:
+            raise InputError("beam search: a word language model needs a lexicon (--lexicon) to spell its words")
+        for name in ("lexicon", "lm"):
+            path = getattr(options, name)
+            if path and not Path(path).is_file():
+                raise InputError(f"{name} {path}: no such file")
+        try:
+            from torchaudio.models.decoder import ctc_decoder
+        except ImportError:
+            raise InputError("beam search needs flashlight-text: pip install flashlight-text "
+                             "(or decode greedily with --decoder greedy)") from None
+        tokens = [BLANK_TOKEN] + [WORD_BOUNDARY if c == " " else c for c in vocab.alphabet]
+        if WORD_BOUNDARY not in tokens:
+            raise InputError("beam search needs a space in the alphabet: it separates words")
+        self.vocab = vocab
+        with native_output_silenced():  # KenLM prints a progress bar while it reads the LM
+            self.decoder = ctc_decoder(lexicon=options.lexicon, tokens=tokens, lm=options.lm,
+                                       beam_size=options.beam_size, lm_weight=options.lm_weight,
+                                       word_score=options.word_score, blank_token=BLANK_TOKEN,
+                                       sil_token=WORD_BOUNDARY)
+
+    def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
+        emissions = log_probs.detach().float().cpu().contiguous()  # the decoder reads CPU float32
+        results = self.decoder(emissions, lengths.detach().cpu().to(torch.int32))
+        texts = []
+        for hypotheses in results:
+            if not hypotheses:  # nothing survived the beam (e.g. no lexicon word fits): say nothing
+                texts.append("")
+            elif self.decoder.word_dict is not None:  # lexicon: the decoder spells out words
+                texts.append(" ".join(hypotheses[0].words))
+            else:  # lexicon-free: characters, with word boundaries as spaces
+                texts.append(" ".join(self.vocab.decode(hypotheses[0].tokens.tolist()).split()))
+        return texts

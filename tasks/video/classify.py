@@ -1,0 +1,66 @@
+"""`lstm-suite classify video`: video files or folders -> the most likely classes, from a checkpoint."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
+from tasks.common.errors import InputError
+from tasks.video.clips import VIDEO_SUFFIXES
+from tasks.video.decode import decode_clip
+from tasks.video.model import VideoModel
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstm-suite classify video",
+        description="Classify video files with a trained video checkpoint: prints the top classes of each with "
+        f"their probabilities. Folders are searched for {', '.join(VIDEO_SUFFIXES)} files.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("video", nargs="+", help="video files and/or folders")
+    add_checkpoint_arguments(p, "video")
+    p.add_argument("--top", type=int, default=5, help="classes printed per video")
+    return p
+
+
+def video_files(inputs: list[str]) -> list[Path]:
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise InputError(f"{item}: no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    return files
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.top < 1:
+        raise InputError(f"--top {args.top}: must be at least 1")
+    files = video_files(args.video)
+    model = load_model(VideoModel, chosen_checkpoint(args, "video"))
+    h, names = model.hparams, model.class_names
+    failed = 0
+    for path in files:
+        try:
+            clip = decode_clip(path, frames=h.cache_frames, height=h.height, width=h.width)
+        except Exception as error:  # one bad file must not stop the others
+            print(f"{path}: cannot read video ({type(error).__name__}: {error})", file=sys.stderr)
+            failed += 1
+            continue
+        probabilities = model.probabilities([clip])[0]
+        top = probabilities.topk(min(args.top, len(names)))
+        width = max(len(names[i]) for i in top.indices.tolist())
+        print(path)
+        for p, i in zip(top.values.tolist(), top.indices.tolist()):
+            print(f"  {names[i] + ':':<{width + 1}} {p:.3f}")
+    if failed == len(files):
+        raise InputError("no file could be read")
+    return 1 if failed else 0

@@ -1,0 +1,320 @@
+"""Video data: clips -> a fixed number of frames each, cropped, as uint8 batches (the model normalises).
+
+Shapes: B clips, T sampled frames, C = 3 colour channels, h x w the crop.
+prepare_data renders the synthetic corpus (when no root is given) and decodes every clip once into the
+frame cache (tasks/video/decode.py); setup and the epochs only read that cache, never a video file.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
+
+from tasks.common.errors import InputError
+from tasks.common.parsing import parse_files
+from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
+from tasks.video.decode import cache_clip, cache_folder, cached, digest
+from tasks.video.render import CLASSES as SYNTH_CLASSES
+from tasks.video.render import MOTIONS
+from tasks.video.render import VERSION as SYNTH_VERSION
+from tasks.video.render import render_corpus
+
+
+class Batch(NamedTuple):
+    frames: torch.Tensor  # (B, T, C, h, w) uint8 RGB
+    labels: torch.Tensor  # (B,) long
+    index: torch.Tensor  # (B,) long: position of each clip in data.clips[split]
+
+
+def sample_indices(count: int, wanted: int, offset: Optional[float] = None) -> list[int]:
+    """`wanted` frame indices on an even grid over range(count): k * count / wanted + offset * count / wanted.
+
+    offset None (evaluation) takes the centre of each share, 0.5; training draws it from [0, 1) per clip, so
+    the same clip is seen at shifted times. Fewer frames than wanted repeat some.
+    """
+    step = count / wanted
+    offset = 0.5 if offset is None else offset
+    return [min(count - 1, int((k + offset) * step)) for k in range(wanted)]
+
+
+def crop_box(height: int, width: int, crop: int, corner: Optional[tuple[float, float]] = None) -> tuple[int, int]:
+    """Top-left corner of a crop x crop square: the centre, or (fractions of the slack) for a random crop."""
+    fy, fx = (0.5, 0.5) if corner is None else corner
+    return int(fy * (height - crop + 1 - 1e-9)), int(fx * (width - crop + 1 - 1e-9))
+
+
+def eval_view(clip: np.ndarray, frames: int, crop: int) -> torch.Tensor:
+    """What evaluation and `classify` see of a cached clip (N, H, W, 3): uniform frames, centre crop -> (T, C, h, w) uint8."""
+    top, left = crop_box(clip.shape[1], clip.shape[2], crop)
+    view = clip[sample_indices(len(clip), frames), top : top + crop, left : left + crop]
+    return torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2)
+
+
+class VideoDataset(Dataset):
+    """Cached clips of one split; item i -> (frames (T, C, h, w) uint8, label, i).
+
+    Training draws a time offset, a crop position and (with flip) a mirror per access, from torch's
+    generator (seeded per DataLoader worker); evaluation is the same every time.
+    """
+
+    def __init__(self, files: list[Path], labels: list[int], *, frames: int, crop: int, train: bool, flip: bool):
+        self.files, self.labels, self.frames, self.crop, self.train, self.flip = files, labels, frames, crop, train, flip
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        clip = np.load(self.files[i])  # (N, H, W, 3) uint8
+        if not self.train:
+            return eval_view(clip, self.frames, self.crop), self.labels[i], i
+        offset, fy, fx, mirror = torch.rand(4).tolist()
+        top, left = crop_box(clip.shape[1], clip.shape[2], self.crop, (fy, fx))
+        view = clip[sample_indices(len(clip), self.frames, offset), top : top + self.crop, left : left + self.crop]
+        if self.flip and mirror < 0.5:
+            view = view[:, :, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2), self.labels[i], i
+
+
+def collate_clips(items: list[tuple[torch.Tensor, int, int]]) -> Batch:
+    frames, labels, positions = zip(*items)
+    return Batch(torch.stack(frames), torch.tensor(labels), torch.tensor(positions))
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Video files in class folders -> Batches of sampled, cropped frames: synthetic motion clips by default.
+
+    Args:
+        root: the folder of class folders, root/<class name>/<clip>.{avi,mp4,mkv,webm} (UCF101, HMDB51,
+            your own). None: the synthetic corpus, rendered as MP4 files into cache_dir on first use.
+        splits_dir: the folder of official split files: UCF101's ucfTrainTestlist (trainlist01.txt,
+            testlist01.txt) or HMDB51's testTrainMulti_7030_splits (<class>_test_split1.txt). None: each
+            class is split by a stable hash of its clip groups.
+        split: which official split (1, 2 or 3).
+        val_fraction: share of each class's training clips held out for validation (whole groups).
+        test_fraction: share of each class for the test split, when there are no split files (and the
+            test share of the synthetic corpus).
+        synth_classes: the motions of the synthetic corpus, one class each (None: the 10 of render.CLASSES: 8
+            directions, Grow, Shrink); RotateClockwise and RotateAnticlockwise are there too, and harder.
+        synth_clips_per_class: clips of each synthetic class.
+        synth_frames: frames per synthetic clip.
+        synth_size: synthetic frame size in pixels (square, even).
+        frames: frames sampled per clip (T): evenly spaced, at a random offset in training.
+        cache_frames: frames kept per clip in the cache, evenly spaced; the T sampled come from these.
+        height: cached frame height (clips are resized to height x width when decoded).
+        width: cached frame width.
+        crop: the square the model sees: a random crop in training, the centre one in evaluation.
+        flip: mirror half of the training clips. None: on for real videos, off for the synthetic corpus,
+            where a mirror image turns MoveLeft into MoveRight and clockwise into anticlockwise.
+        batch_size: clips per batch.
+        num_workers: DataLoader worker processes (persistent: they live across epochs).
+        prepare_workers: processes that render and decode in prepare_data (0 = one per core).
+        cache_dir: where the synthetic corpus and the frame cache are kept.
+        seed: draws the synthetic corpus.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: Optional[str] = None,
+        splits_dir: Optional[str] = None,
+        split: int = 1,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        synth_classes: Optional[list[str]] = None,
+        synth_clips_per_class: int = 300,
+        synth_frames: int = 16,
+        synth_size: int = 64,
+        frames: int = 8,
+        cache_frames: int = 16,
+        height: int = 48,
+        width: int = 48,
+        crop: int = 44,
+        flip: Optional[bool] = None,
+        batch_size: int = 32,
+        num_workers: int = 2,
+        prepare_workers: int = 0,
+        cache_dir: str = "~/.cache/lstm-suite/video",
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if frames < 1 or cache_frames < frames:
+            raise InputError(f"frames {frames} and cache_frames {cache_frames}: need 1 <= frames <= cache_frames")
+        if not 0 < crop <= min(height, width):
+            raise InputError(f"crop {crop}: must fit in the cached frames, {height} x {width}")
+        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
+            raise InputError(f"val_fraction {val_fraction} and test_fraction {test_fraction}: each must be in [0, 1)")
+        unknown = sorted(set(synth_classes or ()) - set(MOTIONS))
+        if unknown or (synth_classes is not None and len(set(synth_classes)) < 2):
+            raise InputError(f"synth_classes {unknown or synth_classes}: choose 2 or more of {', '.join(MOTIONS)}")
+        if splits_dir and not root:
+            raise InputError("splits_dir needs root, the folder of class folders the split files refer to")
+        self.clips: dict[str, list[Clip]] = {}  # after setup(): the usable clips of each split
+        self.datasets: dict[str, VideoDataset] = {}
+
+    # ---- what the model is linked to ----
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.hparams.root is None:
+            return sorted(set(self.hparams.synth_classes or SYNTH_CLASSES))
+        return class_names(self.hparams.root)
+
+    @property
+    def frames(self) -> int:
+        return self.hparams.frames
+
+    @property
+    def cache_frames(self) -> int:
+        return self.hparams.cache_frames
+
+    @property
+    def height(self) -> int:
+        return self.hparams.height
+
+    @property
+    def width(self) -> int:
+        return self.hparams.width
+
+    @property
+    def crop(self) -> int:
+        return self.hparams.crop
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.clips.get("test"))
+
+    # ---- where things are ----
+
+    def _synth_folder(self) -> Path:
+        h = self.hparams
+        classes = "-".join(sorted(set(h.synth_classes))) if h.synth_classes else "default"
+        stamp = [SYNTH_VERSION, classes, h.synth_clips_per_class, h.synth_frames, h.synth_size, h.test_fraction, h.seed]
+        name = f"synth-{h.synth_clips_per_class}x{h.synth_frames}x{h.synth_size}-{digest(stamp)}"
+        return Path(h.cache_dir).expanduser() / name
+
+    def describe(self) -> str:
+        return "synthetic clips" if self.hparams.root is None else str(Path(self.hparams.root).expanduser())
+
+    def _listing(self) -> tuple[dict[str, list[Clip]], dict[str, list[str]]]:
+        h = self.hparams
+        if h.root is None:
+            folder = self._synth_folder()
+            return list_clips(folder, splits_dir=folder, val_fraction=h.val_fraction)
+        return list_clips(h.root, splits_dir=h.splits_dir, split=h.split, val_fraction=h.val_fraction,
+                          test_fraction=h.test_fraction)
+
+    def _cache(self) -> Path:
+        h = self.hparams
+        return cache_folder(h.cache_dir, frames=h.cache_frames, height=h.height, width=h.width)
+
+    # ---- building the cache ----
+
+    def prepare_data(self) -> None:
+        h = self.hparams
+        if h.root is None:
+            render_corpus(self._synth_folder(), classes=self.class_names, clips_per_class=h.synth_clips_per_class,
+                          frames=h.synth_frames, size=h.synth_size, test_fraction=h.test_fraction, seed=h.seed,
+                          workers=h.prepare_workers)
+        listing, _ = self._listing()
+        folder = self._cache()
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [str(c.path) for split in SPLITS for c in listing[split]]
+        todo = [p for p in dict.fromkeys(paths) if not any(f.exists() for f in cached(folder, p))]
+        if not todo:
+            return
+        decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width)
+        _, failures = parse_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
+                                  workers=h.prepare_workers)
+        for path, reason in failures.items():
+            cached(folder, path)[1].write_text(reason + "\n", encoding="utf-8")
+
+    # ---- loading it ----
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.datasets:
+            return
+        h = self.hparams
+        listing, missing = self._listing()
+        folder = self._cache()
+        names = self.class_names
+        usable: dict[str, list[Clip]] = {}
+        readable = Counter()
+        unreadable: dict[int, tuple[Path, str]] = {}
+        for split in SPLITS:
+            usable[split], failures = [], {}
+            for clip in listing[split]:
+                frames_file, bad_file = cached(folder, clip.path)
+                if frames_file.exists():
+                    usable[split].append(clip)
+                    readable[clip.label] += 1
+                elif bad_file.exists():
+                    failures[str(clip.path)] = bad_file.read_text(encoding="utf-8").strip()
+                    unreadable.setdefault(clip.label, (clip.path, failures[str(clip.path)]))
+                else:
+                    raise InputError(f"{clip.path} is not in the frame cache {folder}: call prepare_data() before setup()")
+            reasons = []
+            if failures:
+                first, why = next(iter(failures.items()))
+                reasons.append(f"{len(failures)} unreadable (first: {first}: {why})")
+            if missing.get(split):
+                reasons.append(f"{len(missing[split])} in the split file but not on disk (first: {missing[split][0]})")
+            if reasons:
+                total = len(listing[split]) + len(missing.get(split, []))
+                rank_zero_warn(f"skipped {total - len(usable[split])} of {total} clips in {split} of "
+                               f"{self.describe()}: " + "; ".join(reasons))
+        self._check_classes(names, readable, unreadable, usable)
+        self.clips = usable
+        self.datasets = {
+            split: VideoDataset([cached(folder, c.path)[0] for c in clips], [c.label for c in clips], frames=h.frames,
+                                crop=h.crop, train=split == "train", flip=self._flip() and split == "train")
+            for split, clips in usable.items() if clips
+        }
+        counts = ", ".join(f"{split} {len(clips)}" for split, clips in usable.items())
+        rank_zero_info(f"{self.describe()}: {counts} clips in {len(names)} classes; {h.frames} frames of "
+                       f"{h.crop}x{h.crop} per clip, from {folder}")
+
+    def _check_classes(self, names: list[str], readable: Counter, unreadable: dict, usable: dict) -> None:
+        """Every class needs a readable clip, and one for training; the error names the folder."""
+        root = self._synth_folder() if self.hparams.root is None else Path(self.hparams.root).expanduser()
+        for label, name in enumerate(names):
+            if readable[label]:
+                continue
+            if label in unreadable:
+                path, reason = unreadable[label]
+                raise InputError(f"class folder {root / name}: no readable clip (e.g. {path.name}: {reason})")
+            files = [p for p in (root / name).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
+            raise InputError(f"class folder {root / name}: no readable clip (" + (
+                f"{len(files)} video files, none of them in the split files)" if files else
+                f"no {', '.join(VIDEO_SUFFIXES)} files in it)"))
+        untrained = [names[label] for label in range(len(names)) if not any(c.label == label for c in usable["train"])]
+        if untrained:
+            raise InputError(f"class folder {root / untrained[0]}: no readable training clip "
+                             f"({len(untrained)} classes have none: {', '.join(untrained[:5])})")
+
+    def _flip(self) -> bool:
+        return self.hparams.root is not None if self.hparams.flip is None else self.hparams.flip
+
+    def _loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise InputError(f"{self.describe()} has no {split} clips")
+        h = self.hparams
+        return DataLoader(self.datasets[split], batch_size=h.batch_size, shuffle=split == "train",
+                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0, collate_fn=collate_clips,
+                          pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,94 @@
+"""Decoding is the cost: each clip is decoded once with PyAV into uint8 frames at the training size, kept on disk.
+
+A clip's cache entry is <folder>/<key>.npy, (N, H, W, 3) uint8 RGB: up to `frames` frames evenly spaced over
+the clip, resized to H x W. The folder is named by the settings (frames, H, W) and the key by the file
+(its path, size and modification time), so a changed file or setting is decoded anew and nothing stale is
+read. A file that cannot be decoded gets <key>.bad holding the reason, so it is skipped, not retried, later.
+This module imports no torch: the decoding processes start fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
+
+
+def even_indices(count: int, wanted: int) -> list[int]:
+    """`wanted` indices spread evenly over range(count), each at the centre of its share; all when count <= wanted."""
+    if count <= wanted:
+        return list(range(count))
+    step = count / wanted
+    return [int((k + 0.5) * step) for k in range(wanted)]
+
+
+def decode_clip(path: str | Path, *, frames: int, height: int, width: int) -> np.ndarray:
+    """A video file -> (N, height, width, 3) uint8 RGB, N = min(frames, frames in the file), evenly spaced.
+
+    Raises on a file PyAV cannot open, one without a video stream, and one with no decodable frame.
+    """
+    import av
+
+    def decode(choose) -> tuple[list[np.ndarray], int, bool]:
+        """choose(declared frame count) -> the frame indices to keep, or None for all."""
+        kept, count = [], 0
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1  # parallelism comes from one process per core
+            declared = stream.frames  # 0 when the container does not say
+            pick = choose(declared)
+            for frame in container.decode(stream):
+                if pick is None or count in pick:  # resize only the frames kept
+                    kept.append(frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA"))
+                count += 1
+        return kept, count, pick is not None and count != declared
+
+    try:
+        kept, count, misled = decode(lambda declared: set(even_indices(declared, frames)) if declared > frames else None)
+        if count == 0:
+            raise ValueError("no decodable video frames")
+        if misled:  # the header promised other frames than there were (a truncated file): choose again
+            total = count
+            kept, count, _ = decode(lambda _: set(even_indices(total, frames)) if total > frames else None)
+    except av.error.FFmpegError as error:  # its message repeats the path
+        raise ValueError(error.strerror or str(error)) from None
+    if len(kept) > frames:
+        kept = [kept[i] for i in even_indices(len(kept), frames)]
+    return np.stack(kept)
+
+
+def digest(stamp) -> str:
+    return hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:8]
+
+
+def cache_folder(cache_dir: str | Path, *, frames: int, height: int, width: int) -> Path:
+    stamp = digest([CACHE_VERSION, frames, height, width])
+    return Path(cache_dir).expanduser() / f"frames-{frames}x{height}x{width}-{stamp}"
+
+
+def clip_key(path: str | Path) -> str:
+    """Names a file's cache entry by its path, size and modification time."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return hashlib.sha1(json.dumps([str(path), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()[:24]
+
+
+def cached(folder: Path, path: str | Path) -> tuple[Path, Path]:
+    """(frames .npy, failure .bad) of a clip's cache entry; at most one exists once it has been decoded."""
+    key = clip_key(path)
+    return folder / f"{key}.npy", folder / f"{key}.bad"
+
+
+def cache_clip(path: str, *, folder: str, frames: int, height: int, width: int) -> int:
+    """Decode one clip into its cache entry (for parse_files) -> its frame count. Raises if unreadable."""
+    out, _ = cached(Path(folder), path)
+    clip = decode_clip(path, frames=frames, height=height, width=width)
+    tmp = out.with_name(out.stem + ".tmp.npy")
+    np.save(tmp, clip)
+    tmp.replace(out)  # a run killed mid-write never leaves half an entry behind
+    return len(clip)

@@ -1,0 +1,154 @@
+"""Video activity recognition: uint8 clips -> normalised -> LRCN -> class scores; top-1/top-5 accuracy."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from tasks.common.errors import InputError
+from tasks.common.optim import adamw_with_plateau
+from tasks.video.data import eval_view
+from tasks.video.network import LRCN
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class VideoModel(L.LightningModule):
+    """LRCN activity recognizer; a checkpoint carries the class names and how frames were prepared, so a
+    checkpoint alone classifies a video file.
+
+    Args:
+        class_names: linked from the data (sorted class folder names).
+        frames, cache_frames, height, width, crop: linked from the data: how a clip becomes the model's input
+            (decoded to cache_frames frames of height x width, frames of them sampled, a crop x crop centre).
+        normalize: "clip" standardises each colour channel of a clip by its own mean and deviation over all its
+            frames and pixels (as speech normalises each utterance): the scene's colours and brightness no longer
+            matter, and the synthetic corpus draws them at random. "dataset" uses the fixed mean and std.
+        mean, std: per-channel RGB (0..1) statistics for normalize "dataset" (ImageNet's, which pretrained
+            backbones expect).
+        backbone: "small" (a CNN trained from scratch) or "resnet18" (ImageNet weights from backbone_weights).
+        backbone_weights: a local torchvision resnet18 state dict, loaded when training starts; none: random init.
+        channels: the small CNN's convolution widths, one block (and one 2x pooling) each.
+        grid: the small CNN keeps a grid x grid map of positions in its frame feature.
+        keypoints: the small CNN also gives each channel's expected x and y (spatial soft-argmax) and mean.
+        feature_size: the small CNN's frame feature size (resnet18: 512).
+        hidden_size, num_layers, dropout: the LSTM over frame features.
+        head: "final" classifies the LSTM's last state, "mean" averages per-frame predictions (as LRCN did).
+        lr, weight_decay, lr_patience: AdamW, learning rate halved after lr_patience stalled validations.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    monitor, monitor_mode = "val/acc", "max"
+
+    def __init__(
+        self,
+        *,
+        class_names: list[str],
+        frames: int = 8,
+        cache_frames: int = 16,
+        height: int = 48,
+        width: int = 48,
+        crop: int = 44,
+        normalize: Literal["clip", "dataset"] = "clip",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        backbone: Literal["small", "resnet18"] = "small",
+        backbone_weights: Optional[str] = None,
+        channels: Sequence[int] = (16, 32, 64),
+        grid: int = 4,
+        keypoints: bool = True,
+        feature_size: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.2,
+        head: Literal["final", "mean"] = "final",
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        lr_patience: int = 2,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if normalize not in ("clip", "dataset"):
+            raise ValueError(f"Unsupported normalize {normalize!r}: choose clip or dataset")
+        K = len(class_names)
+        self.net = LRCN(num_classes=K, backbone=backbone, channels=channels, grid=grid, keypoints=keypoints,
+                        feature_size=feature_size,
+                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
+        top_k = min(5, K)
+        self.val_acc, self.val_top5 = MulticlassAccuracy(K, top_k=1, average="micro"), MulticlassAccuracy(K, top_k=top_k, average="micro")
+        self.test_acc, self.test_top5 = MulticlassAccuracy(K, top_k=1, average="micro"), MulticlassAccuracy(K, top_k=top_k, average="micro")
+        self.val_confusion, self.test_confusion = MulticlassConfusionMatrix(K), MulticlassConfusionMatrix(K)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def setup(self, stage: str) -> None:
+        weights = self.hparams.backbone_weights
+        if stage != "fit" or not weights:  # (a resumed run's checkpoint replaces them afterwards)
+            return
+        if self.hparams.backbone != "resnet18":
+            raise InputError(f"backbone_weights are for backbone resnet18, not {self.hparams.backbone}")
+        if not Path(weights).expanduser().is_file():
+            raise InputError(f"backbone_weights {weights}: no such file (torchvision's resnet18-f37072fd.pth; "
+                             "or --model.backbone_weights=null to train the backbone from scratch)")
+        self.net.cnn.load_pretrained(weights)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """frames (B, T, C, h, w) uint8 RGB -> logits (B, K)."""
+        x = frames.float() / 255  # (B, T, C, h, w)
+        if self.hparams.normalize == "clip":  # each clip's own colour statistics, over its frames and pixels
+            x = (x - x.mean(dim=(1, 3, 4), keepdim=True)) / (x.std(dim=(1, 3, 4), keepdim=True) + 1e-3)
+        else:
+            x = (x - self.mean) / self.std
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch.frames)
+        loss = F.cross_entropy(logits, batch.labels, label_smoothing=self.hparams.label_smoothing)
+        B = len(batch.labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=B)
+        self.log("train/acc", (logits.argmax(-1) == batch.labels).float().mean(), batch_size=B)
+        return loss
+
+    def _evaluate(self, batch, split: str, acc: MulticlassAccuracy, top5: MulticlassAccuracy,
+                  confusion: MulticlassConfusionMatrix) -> None:
+        logits = self(batch.frames)
+        loss = F.cross_entropy(logits, batch.labels)
+        acc.update(logits, batch.labels)
+        top5.update(logits, batch.labels)
+        confusion.update(logits.argmax(-1), batch.labels)
+        self.log(f"{split}/loss", loss, batch_size=len(batch.labels))
+        self.log(f"{split}/acc", acc, prog_bar=split == "val")
+        self.log(f"{split}/top5", top5)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val", self.val_acc, self.val_top5, self.val_confusion)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test", self.test_acc, self.test_top5, self.test_confusion)
+
+    def configure_optimizers(self):
+        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+
+    @torch.no_grad()
+    def probabilities(self, clips: list[np.ndarray]) -> Tensor:
+        """Decoded clips, each (N, height, width, 3) uint8 as the frame cache holds them -> (len(clips), K)."""
+        self.eval()
+        views = torch.stack([eval_view(clip, self.hparams.frames, self.hparams.crop) for clip in clips])
+        return self(views.to(self.device)).softmax(dim=-1).cpu()

@@ -1,0 +1,71 @@
+"""Beam search: the n-gram LM is a proper distribution, and lexicon + LM correct what greedy decoding gets wrong."""
+import math
+
+import pytest
+import torch
+
+from tasks.common.errors import InputError
+from tasks.speech.decoding import BeamDecoder, BeamOptions
+from tasks.speech.lm import estimate, write_arpa, write_lexicon
+from tasks.speech.network import greedy_ctc
+from tasks.speech.vocab import CharVocab, SubwordVocab
+
+SENTENCES = ["turn on the lights", "turn off the lights", "turn on the fan", "set a timer", "set the timer on"]
+
+
+def backoff_probability(table, context, word):
+    gram = context + (word,)
+    if gram in table[len(gram) - 1]:
+        return 10 ** table[len(gram) - 1][gram][0]
+    weight = 10 ** table[len(context) - 1][context][1] if context in table[len(context) - 1] else 1.0
+    return weight * backoff_probability(table, context[1:], word)
+
+
+@pytest.mark.parametrize("context", [("<s>",), ("turn",), ("the",), ("<s>", "turn"), ("on", "the"), ("timer",), ("lights",)])
+def test_ngram_lm_sums_to_one_after_every_context(context):
+    table = estimate(SENTENCES, order=3)
+    words = [g[0] for g in table[0] if g != ("<s>",)]
+    assert math.isclose(sum(backoff_probability(table, context, w) for w in words), 1.0, abs_tol=1e-6)
+
+
+def test_ngram_lm_prefers_what_it_saw():
+    table = estimate(SENTENCES, order=3)
+    assert backoff_probability(table, ("turn", "on"), "the") > backoff_probability(table, ("turn", "on"), "timer")
+
+
+def emissions_for(text: str, vocab: CharVocab, confuse: dict[int, tuple[str, float]]) -> torch.Tensor:
+    """Log-probabilities (1, T, V) that spell `text`, each character for 2 frames then a blank; position i of
+    `confuse` puts probability p on another character instead."""
+    frames = []
+    for i, char in enumerate(text):
+        row = torch.full((vocab.size,), 1e-4)
+        wrong, p = confuse.get(i, (None, 0.0))
+        row[vocab.encode(char)[0]] = 1.0 - p
+        if wrong:
+            row[vocab.encode(wrong)[0]] = p
+        frames += [row, row.clone(), torch.eye(vocab.size)[0] + 1e-4]
+    return torch.stack(frames).div(torch.stack(frames).sum(-1, keepdim=True)).log()[None]
+
+
+def test_lexicon_and_lm_fix_a_misheard_word(tmp_path):
+    vocab = CharVocab(" abcdefghijklmnopqrstuvwxyz'")
+    lexicon = write_lexicon({w for s in SENTENCES for w in s.split()}, tmp_path / "lexicon.txt")
+    lm = write_arpa(SENTENCES, tmp_path / "lm.arpa", order=3)
+    log_probs = emissions_for("turn on the lights", vocab, {10: ("a", 0.6)})  # "tha": greedy hears an a
+    lengths = torch.tensor([log_probs.shape[1]])
+    greedy = vocab.decode(greedy_ctc(log_probs, lengths)[0])
+    assert greedy == "turn on tha lights"
+    beam = BeamDecoder(vocab, BeamOptions(beam_size=20, lexicon=str(lexicon), lm=str(lm), lm_weight=1.0))
+    assert beam(log_probs, lengths) == ["turn on the lights"]
+    lexicon_free = BeamDecoder(vocab, BeamOptions(beam_size=20))
+    assert lexicon_free(log_probs, lengths) == [greedy]  # no words to know better with: what the frames say
+
+
+def test_beam_search_refuses_what_it_cannot_do(tmp_path):
+    vocab = CharVocab(" abc")
+    with pytest.raises(InputError, match="needs a lexicon"):
+        BeamDecoder(vocab, BeamOptions(lm=str(write_arpa(["a b"], tmp_path / "lm.arpa"))))
+    with pytest.raises(InputError, match="lexicon .*missing.txt: no such file"):
+        BeamDecoder(vocab, BeamOptions(lexicon=str(tmp_path / "missing.txt")))
+    with pytest.raises(InputError, match="character vocabularies"):
+        BeamDecoder(SubwordVocab.__new__(SubwordVocab), BeamOptions())
