@@ -66,7 +66,7 @@ def train_rate(model, batches: list, steps: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clips", type=int, default=400, help="clips decoded cold")
+    p.add_argument("--clips", type=int, default=1000, help="clips decoded cold (starting the processes is included)")
     p.add_argument("--batches", type=int, default=30, help="batches loaded from the cache per pass")
     p.add_argument("--steps", type=int, default=15, help="training steps timed")
     args, overrides = p.parse_known_args()

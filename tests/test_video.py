@@ -60,7 +60,8 @@ def test_checkpoint_alone_classifies_video_files(trained, capsys):
     name, value = lines[1].split(":")
     top = int(probabilities[0].argmax())
     assert name.strip() == CLASSES[top] and abs(float(value) - float(probabilities[0, top])) < 1e-3
-    assert [float(line.split(":")[1]) for line in lines[1:4]] == sorted((float(l.split(":")[1]) for l in lines[1:4]), reverse=True)
+    printed = [float(line.split(":")[1]) for line in lines[1:4]]
+    assert printed == sorted(printed, reverse=True)
 
 
 def test_classify_reports_bad_files_and_goes_on(trained, tmp_path, capsys):

@@ -52,7 +52,8 @@ class LogConfusionMatrix(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         accuracy = np.trace(matrix) / matrix.sum()
         title = f"{split}, epoch {trainer.current_epoch}: accuracy {accuracy:.3f}"
-        png = confusion_png(matrix, pl_module.class_names, folder / f"{split}_epoch_{trainer.current_epoch:03d}.png", title)
+        png = folder / f"{split}_epoch_{trainer.current_epoch:03d}.png"
+        confusion_png(matrix, pl_module.class_names, png, title)
         trainer.logger.log_image(f"{split}/confusion", [str(png)], step=trainer.global_step, caption=[title])
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

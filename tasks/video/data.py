@@ -51,7 +51,8 @@ def crop_box(height: int, width: int, crop: int, corner: Optional[tuple[float, f
 
 
 def eval_view(clip: np.ndarray, frames: int, crop: int) -> torch.Tensor:
-    """What evaluation and `classify` see of a cached clip (N, H, W, 3): uniform frames, centre crop -> (T, C, h, w) uint8."""
+    """What evaluation and `classify` see of a cached clip (N, H, W, 3): uniform frames, the centre crop
+    -> (T, C, h, w) uint8."""
     top, left = crop_box(clip.shape[1], clip.shape[2], crop)
     view = clip[sample_indices(len(clip), frames), top : top + crop, left : left + crop]
     return torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2)
@@ -259,7 +260,8 @@ class VideoDataModule(L.LightningDataModule):
                     failures[str(clip.path)] = bad_file.read_text(encoding="utf-8").strip()
                     unreadable.setdefault(clip.label, (clip.path, failures[str(clip.path)]))
                 else:
-                    raise InputError(f"{clip.path} is not in the frame cache {folder}: call prepare_data() before setup()")
+                    raise InputError(f"{clip.path} is not in the frame cache {folder}: "
+                                     "call prepare_data() before setup()")
             reasons = []
             if failures:
                 first, why = next(iter(failures.items()))
@@ -304,7 +306,8 @@ class VideoDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
-            raise InputError(f"{self.describe()} has no {split} clips")
+            hint = {"val": " (raise val_fraction)", "test": " (raise test_fraction, or give split files)"}.get(split, "")
+            raise InputError(f"{self.describe()}: no {split} clips{hint}")
         h = self.hparams
         return DataLoader(self.datasets[split], batch_size=h.batch_size, shuffle=split == "train",
                           num_workers=h.num_workers, persistent_workers=h.num_workers > 0, collate_fn=collate_clips,

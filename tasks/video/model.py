@@ -79,13 +79,13 @@ class VideoModel(L.LightningModule):
             raise ValueError(f"Unsupported normalize {normalize!r}: choose clip or dataset")
         K = len(class_names)
         self.net = LRCN(num_classes=K, backbone=backbone, channels=channels, grid=grid, keypoints=keypoints,
-                        feature_size=feature_size,
-                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head)
+                        feature_size=feature_size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                        head=head)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
-        top_k = min(5, K)
-        self.val_acc, self.val_top5 = MulticlassAccuracy(K, top_k=1, average="micro"), MulticlassAccuracy(K, top_k=top_k, average="micro")
-        self.test_acc, self.test_top5 = MulticlassAccuracy(K, top_k=1, average="micro"), MulticlassAccuracy(K, top_k=top_k, average="micro")
+        top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))
+        self.val_acc, self.val_top5 = MulticlassAccuracy(**top1), MulticlassAccuracy(**top5)
+        self.test_acc, self.test_top5 = MulticlassAccuracy(**top1), MulticlassAccuracy(**top5)
         self.val_confusion, self.test_confusion = MulticlassConfusionMatrix(K), MulticlassConfusionMatrix(K)
 
     @property

@@ -119,8 +119,9 @@ class LRCN(nn.Module):
     """
 
     def __init__(self, *, num_classes: int, backbone: Literal["small", "resnet18"] = "small",
-                 channels: Sequence[int] = (16, 32, 64), grid: int = 4, keypoints: bool = True, feature_size: int = 128,
-                 hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final"):
+                 channels: Sequence[int] = (16, 32, 64), grid: int = 4, keypoints: bool = True,
+                 feature_size: int = 128, hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.2,
+                 head: Literal["final", "mean"] = "final"):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"Unsupported backbone {backbone!r}: choose one of {', '.join(BACKBONES)}")

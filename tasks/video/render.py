@@ -256,6 +256,7 @@ def render_corpus(folder: str | Path, *, classes: Sequence[str] = CLASSES, clips
     (partial / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
     (partial / "trainlist01.txt").write_text("".join(f"{name} {label}\n" for name, label in train))
     (partial / "testlist01.txt").write_text("".join(f"{name}\n" for name, _ in test))
+    shutil.rmtree(folder, ignore_errors=True)  # what an older, interrupted render may have left
     partial.rename(folder)
     return folder
 
