@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
+from tasks.common.inputs import expand_inputs
 from tasks.speech.audio import SAMPLE_RATE, log_mel, read_audio
 from tasks.speech.model import SpeechModel
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,24 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def audio_files(inputs: list[str]) -> list[Path]:
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise InputError(f"{item}: no audio files (.wav, .flac, .ogg, .mp3) in this folder")
-            files += found
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    return files
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    files = audio_files(args.audio)
+    files = expand_inputs(args.audio, AUDIO_SUFFIXES, "audio")
     ckpt = chosen_checkpoint(args, "speech")
     model = load_model(SpeechModel, ckpt)
     if model.vocab is None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
+from tasks.common.inputs import expand_inputs
 from tasks.video.clips import VIDEO_SUFFIXES
 from tasks.video.decode import decode_clip
 from tasks.video.model import VideoModel
@@ -25,26 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def video_files(inputs: list[str]) -> list[Path]:
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise InputError(f"{item}: no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder")
-            files += found
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    return files
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.top < 1:
         raise InputError(f"--top {args.top}: must be at least 1")
-    files = video_files(args.video)
+    files = expand_inputs(args.video, VIDEO_SUFFIXES, "video")
     model = load_model(VideoModel, chosen_checkpoint(args, "video"))
     h, names = model.hparams, model.class_names
     failed = 0
