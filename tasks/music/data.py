@@ -1,7 +1,6 @@
 """Melody data: the Bach chorales inside music21 by default, or any folder of MIDI files."""
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import zlib
@@ -14,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import describe_failures, parse_files
 from tasks.music.encoding import STEPS_PER_QUARTER, MelodyVocab, read_melody
@@ -135,8 +135,7 @@ class MelodyDataModule(L.LightningDataModule):
 
     def cache_path(self, paths: list[str]) -> Path:
         stamp = [CACHE_VERSION, STEPS_PER_QUARTER] + [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
-        digest = hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]
-        return Path(self.hparams.cache_dir).expanduser() / f"melodies-{digest}.json"
+        return Path(self.hparams.cache_dir).expanduser() / f"melodies-{stamp_digest(stamp)}.json"
 
     def prepare_data(self) -> None:
         paths, what = self._sources()

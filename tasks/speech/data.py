@@ -6,8 +6,6 @@ setup, so a bad file is skipped with a count before training rather than crashin
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -19,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
@@ -267,7 +266,7 @@ class SpeechDataModule(L.LightningDataModule):
             stamp += [str(Path(h.librispeech_root).expanduser().resolve())]
         else:
             stamp += [h.hf_name, h.hf_config]
-        return Path(h.cache_dir).expanduser() / f"{h.corpus}-{digest(stamp)}"
+        return Path(h.cache_dir).expanduser() / f"{h.corpus}-{stamp_digest(stamp)}"
 
     def manifests(self) -> dict[str, Path]:
         """Split -> manifest path; for corpora other than "manifest" they exist once prepare_data has run."""
@@ -283,18 +282,18 @@ class SpeechDataModule(L.LightningDataModule):
                                                                  ": call prepare_data() before setup()"))
         files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in manifests.values()]
         stamp = [CACHE_VERSION, self.hparams.n_mels, files]
-        return Path(self.hparams.cache_dir).expanduser() / f"features-{digest(stamp)}"
+        return Path(self.hparams.cache_dir).expanduser() / f"features-{stamp_digest(stamp)}"
 
     def _vocab_file(self, folder: Path) -> Path:
         h = self.hparams
-        return folder / f"{h.vocab}-{h.subword_vocab_size}-{digest([h.alphabet, h.lowercase])}.json"
+        return folder / f"{h.vocab}-{h.subword_vocab_size}-{stamp_digest([h.alphabet, h.lowercase])}.json"
 
     def _beam_files(self, folder: Path) -> dict[str, Path]:
         """The lexicon and word LM of the training transcripts, for beam search (char vocabularies only)."""
         h = self.hparams
         if h.vocab != "char":
             return {}
-        stamp = digest([h.alphabet, h.lowercase, h.lm_order])
+        stamp = stamp_digest([h.alphabet, h.lowercase, h.lm_order])
         files = {"lexicon": folder / f"lexicon-{stamp}.txt"}
         if h.lm_order:
             files["lm"] = folder / f"lm-{h.lm_order}gram-{stamp}.arpa"
@@ -430,6 +429,3 @@ class SpeechDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
-
-def digest(stamp) -> str:
-    return hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:16]

@@ -4,7 +4,6 @@ Shapes: B batch, S source length, T target length (both padded with PAD = 0).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal, NamedTuple, Optional
@@ -16,6 +15,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.batching import bucketed_loader
+from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.translation.corpus import SPLITS, Pairs, drop_empty, read_disk, read_folder, read_hub
 from tasks.translation.numbers import check_language, numbers_corpus
@@ -156,8 +156,7 @@ class TranslationDataModule(L.LightningDataModule):
         return stamp + [str(folder)] + [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
 
     def cache_folder(self) -> Path:
-        digest = hashlib.sha1(json.dumps(self._source_stamp()).encode()).hexdigest()[:16]
-        return Path(self.hparams.cache_dir).expanduser() / f"{self.hparams.corpus}-{digest}"
+        return Path(self.hparams.cache_dir).expanduser() / f"{self.hparams.corpus}-{stamp_digest(self._source_stamp())}"
 
     def _tokenizer_file(self, folder: Path) -> Path:
         return folder / f"tokenizer-{self.hparams.tokenizer}-{self.hparams.vocab_size}.json"

@@ -17,10 +17,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
-from tasks.video.decode import cache_clip, cache_folder, cached, digest
+from tasks.video.decode import cache_clip, cache_folder, cached
 from tasks.video.render import CLASSES as SYNTH_CLASSES
 from tasks.video.render import MOTIONS
 from tasks.video.render import VERSION as SYNTH_VERSION
@@ -198,7 +199,7 @@ class VideoDataModule(L.LightningDataModule):
         h = self.hparams
         classes = "-".join(sorted(set(h.synth_classes))) if h.synth_classes else "default"
         stamp = [SYNTH_VERSION, classes, h.synth_clips_per_class, h.synth_frames, h.synth_size, h.test_fraction, h.seed]
-        name = f"synth-{h.synth_clips_per_class}x{h.synth_frames}x{h.synth_size}-{digest(stamp)}"
+        name = f"synth-{h.synth_clips_per_class}x{h.synth_frames}x{h.synth_size}-{stamp_digest(stamp, 8)}"
         return Path(h.cache_dir).expanduser() / name
 
     def describe(self) -> str:

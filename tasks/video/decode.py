@@ -8,11 +8,11 @@ This module imports no torch: the decoding processes start fast.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
+
+from tasks.common.caching import stamp_digest
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
@@ -62,12 +62,9 @@ def decode_clip(path: str | Path, *, frames: int, height: int, width: int) -> np
     return np.stack(kept)
 
 
-def digest(stamp) -> str:
-    return hashlib.sha1(json.dumps(stamp).encode()).hexdigest()[:8]
-
 
 def cache_folder(cache_dir: str | Path, *, frames: int, height: int, width: int) -> Path:
-    stamp = digest([CACHE_VERSION, frames, height, width])
+    stamp = stamp_digest([CACHE_VERSION, frames, height, width], 8)
     return Path(cache_dir).expanduser() / f"frames-{frames}x{height}x{width}-{stamp}"
 
 
@@ -75,7 +72,7 @@ def clip_key(path: str | Path) -> str:
     """Names a file's cache entry by its path, size and modification time."""
     path = Path(path).resolve()
     stat = path.stat()
-    return hashlib.sha1(json.dumps([str(path), stat.st_size, stat.st_mtime_ns]).encode()).hexdigest()[:24]
+    return stamp_digest([str(path), stat.st_size, stat.st_mtime_ns], 24)
 
 
 def cached(folder: Path, path: str | Path) -> tuple[Path, Path]:
