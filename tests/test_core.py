@@ -89,6 +89,24 @@ def test_encoder_packing_ignores_padding_content():
     torch.testing.assert_close(alone.state[1][:, 0], a.state[1][:, 1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_encoder_outputs_without_packing_equal_packed_ones_with_gradients(bidirectional):
+    torch.manual_seed(0)
+    enc = LSTMEncoder(input_size=6, hidden_size=5, num_layers=3, bidirectional=bidirectional).eval()
+    features = torch.randn(4, 7, 6, requires_grad=True)
+    lengths = torch.tensor([7, 3, 5, 1])
+    junk = features.detach().clone()
+    junk[1, 3:] = 100.0  # padding content must not matter here either
+    packed, padded = enc(features, lengths), enc(features, lengths, need_state=False)
+    assert padded.state is None
+    torch.testing.assert_close(padded.outputs, packed.outputs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(enc(junk, lengths, need_state=False).outputs, padded.outputs, rtol=1e-5, atol=1e-6)
+    weight = enc.lstm.weight_hh_l1_reverse if bidirectional else enc.lstm.weight_hh_l1
+    grads = [torch.autograd.grad(out.outputs.pow(2).sum(), [features, weight]) for out in (packed, padded)]
+    for expected, got in zip(*grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_encoder_needs_exactly_one_input_kind():
     with pytest.raises(ValueError, match="exactly one"):
         LSTMEncoder(hidden_size=4)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import torchaudio
 
 from tasks.common.errors import InputError
-from tasks.speech.audio import SAMPLE_RATE, SpecAugment, log_mel, read_audio
+from tasks.speech.audio import SAMPLE_RATE, SpecAugment, log_mel, read_audio, warp_frequencies
 from tasks.speech.corpus import export_hf_split, read_manifest
 from tasks.speech.data import SpeechDataModule, ctc_frames_needed
 from tasks.speech.synth import TEST_VOICES, normalize_text, synthesize_corpus
@@ -112,6 +113,16 @@ def test_spec_augment_masks_bands_and_frames():
     kept = masked != 0
     assert torch.equal(masked[kept], features[kept])
     assert not torch.equal(SpecAugment()(features), masked)
+
+
+def test_frequency_warp_moves_formants_with_the_factor():
+    # torchaudio's mel filters: how strongly each of 80 bands hears each 40 Hz wide FFT bin of a 400-point FFT
+    filters = torchaudio.functional.melscale_fbanks(201, 0.0, SAMPLE_RATE / 2, 80, SAMPLE_RATE, mel_scale="htk")
+    tone_1000, tone_1200 = filters[25:26].repeat(3, 1), filters[30:31].repeat(3, 1)  # (T=3, 80) bands of a tone
+    assert torch.allclose(warp_frequencies(tone_1000, 1.0), tone_1000)
+    higher = warp_frequencies(tone_1000, 1.2)  # a vocal tract 1.2 times shorter: 1 kHz sounds at 1.2 kHz
+    assert higher[0].argmax() == tone_1200[0].argmax()
+    assert warp_frequencies(tone_1000, 0.8)[0].argmax() < tone_1000[0].argmax() < higher[0].argmax()
 
 
 # ---- vocabularies ----

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
+import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -118,6 +119,8 @@ def train(task: Task, args: list[str]) -> TrainResult:
     if trainer.logger is not None and hasattr(trainer.logger, "log_hyperparams"):
         trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})
     run: RunOptions = cli.config_init["run"]
+    # Values near zero (denormals) take the CPU's slow path: a trained LSTM's steps ran 45% slower without this.
+    torch.set_flush_denormal(True)
     trainer.fit(model, datamodule=data, ckpt_path=run.resume, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback

@@ -106,7 +106,7 @@ class PianoRollModel(L.LightningModule):
         """-> NLL summed over keys for every predicted frame (N,), one per real frame t+1."""
         rolls, lengths = batch  # (B, T, D), (B,)
         inputs, targets = rolls[:, :-1], rolls[:, 1:]
-        states = self.encoder(inputs, (lengths - 1).clamp(min=1)).outputs  # (B, T-1, H)
+        states = self.encoder(inputs, (lengths - 1).clamp(min=1), need_state=False).outputs  # (B, T-1, H)
         real = torch.arange(targets.shape[1], device=rolls.device)[None] < (lengths - 1)[:, None]  # (B, T-1)
         cond, frames = self.dropout(states[real]), targets[real]  # (N, H), (N, D)
         logits = self.head.logits(cond, frames)

@@ -77,18 +77,50 @@ def file_features(source: AudioSource, n_mels: int = 80) -> tuple[np.ndarray, fl
         return log_mel(samples, n_mels).to(torch.float16).numpy(), len(samples) / SAMPLE_RATE
 
 
+def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)  # the HTK scale torchaudio's MelSpectrogram uses by default
+
+
+def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def warp_frequencies(features: torch.Tensor, factor: float) -> torch.Tensor:
+    """Log-mel features (T, M) as if the speaker's vocal tract were `factor` times shorter (VTLP, Jaitly & Hinton
+    2013): the spectrum is stretched by `factor` along Hz, so formants move up for factor > 1 (and down below 1).
+
+    Band i reads the band at frequency hz(i) / factor, interpolated between its two neighbours on the mel axis.
+    """
+    low, high, share = _warp_table(features.shape[1], round(factor, 3))
+    return features[:, low] * (1 - share) + features[:, high] * share
+
+
+@lru_cache(maxsize=512)
+def _warp_table(bands: int, factor: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> for each band: the band below and above where it reads from, and the share of the one above."""
+    step = _hz_to_mel(torch.tensor(SAMPLE_RATE / 2)) / (bands + 1)  # band centres sit at (i + 1) * step
+    centres = (torch.arange(bands) + 1) * step
+    source = (_hz_to_mel(_mel_to_hz(centres) / factor) / step - 1).clamp(0, bands - 1)  # fractional band index
+    low = source.floor().long()
+    return low, (low + 1).clamp(max=bands - 1), source - low
+
+
 class SpecAugment(torch.nn.Module):
     """Masks random bands and random stretches of time with 0 (the mean, after normalisation); training only.
+    With `warp` > 0, the frequency axis is first warped by a factor drawn from 1 +- warp (VTLP: new voices).
 
     features (T, M) -> (T, M), a new draw on every call.
     """
 
-    def __init__(self):
+    def __init__(self, warp: float = 0.0):
         super().__init__()
+        self.warp = warp
         self.freq = torchaudio.transforms.FrequencyMasking(FREQ_MASK_BANDS)
         self.time = torchaudio.transforms.TimeMasking(TIME_MASK_CAP, p=TIME_MASK_SHARE)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.warp > 0:
+            features = warp_frequencies(features, 1.0 + self.warp * (2 * float(torch.rand(())) - 1))
         spectrogram = features.T  # (M, T): torchaudio masks the last two axes as (freq, time)
         for _ in range(FREQ_MASKS):
             spectrogram = self.freq(spectrogram)

@@ -150,6 +150,8 @@ class SpeechDataModule(L.LightningDataModule):
         subword_vocab_size: the most subwords (blank included), for vocab bpe or unigram; the model's output size.
         n_mels: mel bands per feature frame (10 ms frames, 25 ms windows, 16 kHz audio).
         spec_augment: mask random bands and stretches of time in training batches (never in val or test).
+        freq_warp: also warp the frequency axis of training batches by a random factor in 1 +- freq_warp (VTLP:
+            formants move as between speakers); 0 = off.
         lm_order: the word n-gram language model built from the training transcripts for beam search (with a
             lexicon of their words); 0 = lexicon only. Char vocabularies only.
         time_reduction: the model's time reduction (4 for its subsampling); clips with fewer frames // subsampling than CTC needs for
@@ -187,6 +189,7 @@ class SpeechDataModule(L.LightningDataModule):
         subword_vocab_size: int = 256,
         n_mels: int = 80,
         spec_augment: bool = True,
+        freq_warp: float = 0.0,
         lm_order: int = 3,
         time_reduction: int = 4,
         batch_size: int = 32,
@@ -409,7 +412,7 @@ class SpeechDataModule(L.LightningDataModule):
         if reasons:
             rank_zero_warn(f"skipped {cached['total'] - len(utterances)} of {cached['total']} utterances in "
                            f"{self.describe(split)}: {', '.join(reasons)}")
-        augment = SpecAugment() if h.spec_augment and split == "train" else None
+        augment = SpecAugment(h.freq_warp) if h.spec_augment and split == "train" else None
         return utterances, SpeechDataset(cached["features"], spans, labels, augment)
 
     def _loader(self, split: str) -> DataLoader:

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-from tasks.common.optim import adamw_with_plateau
+from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau
 from tasks.speech.audio import log_mel, read_audio
 from tasks.speech.decoding import BeamDecoder, BeamOptions, beam_search_available
 from tasks.speech.network import CTCAcousticModel, greedy_ctc
@@ -27,7 +27,9 @@ class SpeechModel(L.LightningModule):
         hidden_size, num_layers, dropout: the LSTM encoder (hidden_size / 2 per direction when bidirectional).
         bidirectional: False gives a streaming-capable left-to-right encoder.
         subsampling: stack (4 frames concatenated, fastest) or conv (two strided 3x3 convolutions).
-        lr, weight_decay, lr_patience: AdamW, learning rate halved after lr_patience stalled validations.
+        lr, weight_decay: AdamW's peak learning rate and weight decay.
+        lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
+            budget runs out: best for time-boxed runs) or "plateau" (halve after lr_patience stalled validations).
         decoder: how the test split and `transcribe` decode: "beam" (torchaudio's CTC beam search over the words
             of the training transcripts, scored by their n-gram LM; needs flashlight-text) or "greedy".
             Validation is always greedy (fast); test reports both, test/wer being this decoder's.
@@ -49,6 +51,8 @@ class SpeechModel(L.LightningModule):
         subsampling: Literal["stack", "conv"] = "stack",
         lr: float = 2e-3,
         weight_decay: float = 0.0,
+        lr_schedule: Literal["budget", "plateau"] = "plateau",
+        warmup_steps: int = 100,
         lr_patience: int = 2,
         decoder: Literal["greedy", "beam"] = "beam",
         beam_size: int = 50,
@@ -155,7 +159,10 @@ class SpeechModel(L.LightningModule):
         self._score(batch, "test", self.test_wer, self.test_cer)
 
     def configure_optimizers(self):
-        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        h = self.hparams
+        if h.lr_schedule == "budget":
+            return adamw_with_budget_decay(self, h.lr, h.weight_decay, h.warmup_steps)
+        return adamw_with_plateau(self, h.lr, h.weight_decay, h.lr_patience)
 
     @torch.no_grad()
     def transcribe_features(self, features: list[Tensor], decoder: Optional[str] = None) -> list[str]:

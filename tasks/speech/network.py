@@ -72,7 +72,7 @@ class CTCAcousticModel(nn.Module):
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x, lengths = self.subsample(features, lengths)  # (B, T', H)
         lengths = lengths.clamp(min=1)
-        out = self.encoder(x, lengths).outputs  # (B, T', D*H')
+        out = self.encoder(x, lengths, need_state=False).outputs  # (B, T', D*H'): no packing, faster
         return self.output(self.dropout(out)).log_softmax(dim=-1), lengths
 
 
