@@ -90,6 +90,7 @@ class LSTMEncoder(nn.Module):
             return self.lstm(x)[0] * real[..., None]
         # position t of each sequence reversed within its length: length - 1 - t, padding left where it is
         flip = torch.where(real, lengths[:, None] - 1 - steps[None, :], steps[None, :])  # (B, T)
+
         def reverse(seq: Tensor) -> Tensor:
             return seq.gather(1, flip[..., None].expand_as(seq))
 
@@ -105,5 +106,6 @@ class LSTMEncoder(nn.Module):
         """One layer and direction of self.lstm, run forwards over x (B, T, F) by the fused kernel nn.LSTM calls."""
         weights = [getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         zeros = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
+        # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
         outputs, _, _ = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)
         return outputs

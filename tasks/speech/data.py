@@ -150,8 +150,8 @@ class SpeechDataModule(L.LightningDataModule):
         subword_vocab_size: the most subwords (blank included), for vocab bpe or unigram; the model's output size.
         n_mels: mel bands per feature frame (10 ms frames, 25 ms windows, 16 kHz audio).
         spec_augment: mask random bands and stretches of time in training batches (never in val or test).
-        freq_warp: also warp the frequency axis of training batches by a random factor in 1 +- freq_warp (VTLP:
-            formants move as between speakers); 0 = off.
+        freq_warp: with spec_augment, also warp the frequency axis of training batches by a random factor in
+            1 +- freq_warp (VTLP: formants move as between speakers); 0 = off.
         lm_order: the word n-gram language model built from the training transcripts for beam search (with a
             lexicon of their words); 0 = lexicon only. Char vocabularies only.
         time_reduction: the model's time reduction (4 for its subsampling); clips with fewer frames // subsampling than CTC needs for
