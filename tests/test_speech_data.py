@@ -1,7 +1,9 @@
 """Speech data: reading and resampling audio, features, SpecAugment, vocabularies, manifests, the LibriSpeech
 layout, a Hugging Face dataset export, skipped utterances, and the synthesized corpus (tiny). Audio is generated."""
 import json
+import random
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from tasks.common.errors import InputError
 from tasks.speech.audio import SAMPLE_RATE, SpecAugment, log_mel, read_audio, warp_frequencies
 from tasks.speech.corpus import export_hf_split, read_manifest
 from tasks.speech.data import SpeechDataModule, ctc_frames_needed
-from tasks.speech.synth import TEST_VOICES, normalize_text, synthesize_corpus
+from tasks.speech.synth import TEST_VOICES, normalize_text, split_sentences, synthesize_corpus
 from tasks.speech.vocab import CharVocab, load_vocab, train_subwords
 
 TEXTS = ["turn on", "play jazz", "Call Mum", "stop", "what's up", "set a timer", "lights off", "next song",
@@ -364,3 +366,20 @@ def test_test_voices_are_new_voice_qualities():
     train_variants = {v.split("+")[1] for v in TRAIN_VOICES}
     assert not {v.split("+")[1] for v in TEST_VOICES} & train_variants
     assert "en-gb-x-rp" not in train_accents and len(train_accents) * len(train_variants) == len(TRAIN_VOICES)
+
+
+def test_splits_hold_different_sentences_of_the_same_mix():
+    """Test sentences are new, but drawn like the training ones: the same templates, words heard in training."""
+    texts = split_sentences({"train": 4000, "val": 300, "test": 300}, random.Random(0))
+    assert [len(texts[s]) for s in ("train", "val", "test")] == [4000, 300, 300]
+    assert len(set().union(*texts.values())) == 4600
+    heard = {word for sentence in texts["train"] for word in sentence.split()}
+    opening = {split: Counter(s.split()[0] for s in sentences) for split, sentences in texts.items()}
+    for split in ("val", "test"):
+        words = [word for sentence in texts[split] for word in sentence.split()]
+        unheard = sum(word not in heard for word in words) / len(words)
+        assert unheard < 0.01, f"{unheard:.1%} of the {split} words never occur in training"
+        # first words stand for templates; 0.12 between random splits, 0.3-0.4 when test took the first draws
+        shares = [(opening[split][w] / 300, opening["train"][w] / 4000) for w in opening[split] | opening["train"]]
+        distance = sum(abs(a - b) for a, b in shares) / 2
+        assert distance < 0.2, f"{split} sentences are not drawn like the training ones"

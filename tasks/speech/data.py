@@ -23,7 +23,7 @@ from tasks.common.parsing import parse_files
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
 from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
 from tasks.speech.lm import write_arpa, write_lexicon
-from tasks.speech.synth import TEST_VOICES, TRAIN_VOICES, synthesize_corpus
+from tasks.speech.synth import CORPUS_VERSION, TEST_VOICES, TRAIN_VOICES, synthesize_corpus
 from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
 from tasks.common.batching import bucketed_loader
@@ -264,7 +264,7 @@ class SpeechDataModule(L.LightningDataModule):
         h = self.hparams
         stamp: list = [CACHE_VERSION, h.corpus, self._split_names()]
         if h.corpus == "synth":
-            stamp += [h.synth_train, h.synth_val, h.synth_test, h.seed, TRAIN_VOICES, TEST_VOICES]
+            stamp += [h.synth_train, h.synth_val, h.synth_test, h.seed, TRAIN_VOICES, TEST_VOICES, CORPUS_VERSION]
         elif h.corpus == "librispeech":
             stamp += [str(Path(h.librispeech_root).expanduser().resolve())]
         else:
