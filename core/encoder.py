@@ -104,7 +104,8 @@ class LSTMEncoder(nn.Module):
 
     def _one_direction(self, x: Tensor, layer: int, suffix: str) -> Tensor:
         """One layer and direction of self.lstm, run forwards over x (B, T, F) by the fused kernel nn.LSTM calls."""
-        weights = [getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        weights = [getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in names]
         zeros = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
         # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
         outputs, _, _ = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)

@@ -62,7 +62,6 @@ def decode_clip(path: str | Path, *, frames: int, height: int, width: int) -> np
     return np.stack(kept)
 
 
-
 def cache_folder(cache_dir: str | Path, *, frames: int, height: int, width: int) -> Path:
     stamp = stamp_digest([CACHE_VERSION, frames, height, width], 8)
     return Path(cache_dir).expanduser() / f"frames-{frames}x{height}x{width}-{stamp}"
