@@ -9,6 +9,7 @@ AUDIO ?=
 VIDEO ?=
 HORIZON ?=
 TRAINER ?=
+TORCHRUN ?=
 BENCH ?= jsb_pianoroll
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +20,8 @@ SUITE := $(VENV)/bin/lstm-suite
 .PHONY: help venv train sample translate transcribe forecast classify test bench clean
 
 help: ## Show this help
-	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes]"
+	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes|ddp-cpu]"
+	@echo "       make train TRAINER=nodes TORCHRUN=\"--nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d ...\"  (run on every node)"
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 	@echo
@@ -34,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## Create .venv and install the project (done by every target when needed)
 
 train: venv ## Train TASK (default music) from configs/TASK.yaml; e.g. ARGS="--trainer.max_epochs=3"
-	$(SUITE) train $(TASK) $(if $(TRAINER),--config configs/trainer/$(TRAINER).yaml) $(ARGS)
+	$(if $(TORCHRUN),$(VENV)/bin/torchrun $(TORCHRUN) --no-python) $(SUITE) train $(TASK) $(if $(TRAINER),--config configs/trainer/$(TRAINER).yaml) $(ARGS)
 
 sample: venv ## Sample from TASK's newest best checkpoint (or CKPT=path); options in ARGS, see ARGS=--help
 	$(SUITE) sample $(TASK) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 from music21 import converter
-from scipy.io import savemat
 from torch.nn import functional as F
 
 from tasks.cli import main
 from tasks.common.training import train
 from tasks.music.pianoroll_model import BernoulliHead, NADEHead, PianoRollModel
 from tasks.registry import get_task
+from tiny_tasks import write_jsb_like
 
 
 @pytest.mark.parametrize("head", [NADEHead(5, 4, 6), BernoulliHead(5, 4)], ids=["nade", "bernoulli"])
@@ -59,37 +59,23 @@ def test_nade_samples_follow_its_probabilities():
         assert abs(share - p) < 0.015, (frame, share, p)
 
 
-def chorale_like_rolls(rng, pieces, frames=32):
-    """Four voices moving by small steps around a chord: learnable structure, not noise."""
-    rolls = []
-    for _ in range(pieces):
-        roll = np.zeros((frames, 88), dtype=np.uint8)
-        voices = np.array([36, 43, 52, 60]) + rng.integers(0, 5)
-        for t in range(frames):
-            voices = np.clip(voices + rng.choice([-2, 0, 0, 2], size=4), 21, 100)
-            roll[t, voices - 21] = 1
-        rolls.append(roll)
-    return rolls
-
-
 @pytest.fixture(scope="module")
 def jsb_like(tmp_path_factory):
     folder = tmp_path_factory.mktemp("jsb")
-    rng = np.random.default_rng(0)
-    splits = {"traindata": chorale_like_rolls(rng, 24), "validdata": chorale_like_rolls(rng, 6), "testdata": chorale_like_rolls(rng, 6)}
-    savemat(folder / "jsb.mat", {k: np.array(v + [None], dtype=object)[:-1][None] for k, v in splits.items()})
+    write_jsb_like(folder / "jsb.mat", 24, 6, 6)
     return folder
 
 
 @pytest.fixture(scope="module")
 def runs(jsb_like):
-    """A tiny run of each output model on the same data."""
+    """A tiny run of each output model on the same data (25 epochs: NADE leads by ~2 nats for data seeds 1, 2 and
+    1234; at 15 epochs the lead was 0.9 to 1.2, too close to the 1.0 the test asks for)."""
     results = {}
     for output in ("nade", "bernoulli"):
         results[output] = train(get_task("music-pianoroll"), [
             f"--data.path={jsb_like / 'jsb.mat'}", f"--model.output={output}", "--model.hidden_size=32",
             "--model.num_layers=1", "--model.nade_hidden=16", "--model.lr=0.01", "--model.dropout=0.0",
-            "--data.batch_size=4", "--trainer.max_epochs=15", "--trainer.enable_progress_bar=false",
+            "--data.batch_size=4", "--trainer.max_epochs=25", "--trainer.enable_progress_bar=false",
             "--trainer.callbacks=[]", f"--run.root={jsb_like / 'runs'}", f"--run.name={output}", "--run.wandb=off",
         ])
     return results

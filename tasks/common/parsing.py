@@ -10,12 +10,17 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
+def describe_error(error: BaseException) -> str:
+    """One short line: the exception's type and the first line of its message."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:200]
+
+
 def _call(args):
     fn, path = args
     try:
         return path, fn(path), None
     except Exception as error:  # a corrupt file must not end the run: it is reported and skipped
-        return path, None, f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        return path, None, describe_error(error)
 
 
 def parse_files(fn: Callable[[str], T], paths: Iterable[str], desc: str, workers: int = 0) -> tuple[dict[str, T], dict[str, str]]:

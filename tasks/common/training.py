@@ -11,7 +11,10 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
+from tasks.common.distributed import RankZeroCheckpointIO
+from tasks.common.launching import launched_as_rank_zero, launcher_topology
 from tasks.common.logging import finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.registry import Task, config_path
 
@@ -51,16 +54,32 @@ class TrainResult:
 class SaveOnException(Callback):
     """Ctrl-C or a crash mid-epoch keeps the work done so far in checkpoints/interrupted.ckpt.
 
-    (Lightning's OnExceptionCheckpoint would also make every plain fit() resume from "last".)
+    Rank 0 writes it alone, with no barrier: when another process has crashed, a barrier (which
+    trainer.save_checkpoint ends with) would wait for it forever. (Lightning's OnExceptionCheckpoint
+    would also make every plain fit() resume from "last".)
     """
 
     def __init__(self, path: Path):
         self.path = path
 
     def on_exception(self, trainer: Trainer, pl_module, exception: BaseException) -> None:
-        if trainer.state.fn == "fit" and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
-            print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
+        if trainer.state.fn != "fit" or trainer.global_step == 0 or not trainer.is_global_zero:
+            return
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint()  # what save_checkpoint writes, minus its barrier
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
+        print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
+
+
+class RunFolder(Callback):
+    """One run folder for every process of a training: rank 0's. Each process names one when it starts (the
+    processes of several nodes may start seconds apart); at setup all of them take rank 0's name."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
+        self.path = Path(trainer.strategy.broadcast(str(self.path)))
+        trainer._default_root_dir = str(self.path)  # (Trainer has no setter) what rank-0-only writers use
 
 
 class SuiteCLI(LightningCLI):
@@ -92,15 +111,26 @@ class SuiteCLI(LightningCLI):
         run: RunOptions = self.config_init["run"]
         name = run.name or time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(run.root) / self.task.name / name
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if launched_as_rank_zero():  # the other processes write nothing of their own (see RunFolder)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         trainer_config = self.config_init["trainer"]
         callbacks = list(trainer_config.get("callbacks") or [])
         checkpoints = self.run_dir / "checkpoints"
+        self.run_folder = RunFolder(self.run_dir)
         callbacks += [
+            self.run_folder,
             ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor,
                             mode=getattr(self.model, "monitor_mode", "min"), save_last=True),
             SaveOnException(checkpoints / "interrupted.ckpt"),
         ]
+        topology = launcher_topology()
+        if topology is not None:
+            kwargs["devices"], kwargs["num_nodes"], launcher = topology
+            rank_zero_info(f"{launcher} started {topology[1]} node(s) x {topology[0]} process(es)")
+        # Every task's loaders shard their data themselves (tasks/common/sharding.py): Lightning's sampler
+        # would repeat evaluation examples and cannot shard a length-bucketed batch sampler.
+        kwargs["use_distributed_sampler"] = False
+        kwargs["plugins"] = [*(trainer_config.get("plugins") or []), RankZeroCheckpointIO()]
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = make_logger(run.wandb, self.run_dir, run.wandb_project, f"{self.task.name}-{name}")
         if kwargs.get("logger", trainer_config.get("logger")):
@@ -117,11 +147,12 @@ def train(task: Task, args: list[str]) -> TrainResult:
         cli = SuiteCLI(task, args)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     if trainer.logger is not None and hasattr(trainer.logger, "log_hyperparams"):
-        trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})
+        trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})  # (rank 0's: only it logs)
     run: RunOptions = cli.config_init["run"]
     # Values near zero (denormals) take the CPU's slow path: a trained LSTM's steps ran 45% slower without this.
     torch.set_flush_denormal(True)
     trainer.fit(model, datamodule=data, ckpt_path=run.resume, weights_only=True)
+    run_dir = cli.run_folder.path  # rank 0's, on every process
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
@@ -133,8 +164,9 @@ def train(task: Task, args: list[str]) -> TrainResult:
     if trainer.logger is not None:
         trainer.logger.finalize("success")
         finish(trainer.logger)
-    result = TrainResult(cli.run_dir, best, last, metrics, trainer, wandb_dir)
-    print_summary(task, result, run)
+    result = TrainResult(run_dir, best, last, metrics, trainer, wandb_dir)
+    if trainer.is_global_zero:
+        print_summary(task, result, run)
     return result
 
 

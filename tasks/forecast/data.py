@@ -6,7 +6,8 @@ H horizon (targets per window).
 A few thousand windows fit in one tensor, and an LSTM this small trains in ~2.5 ms per batch on a CPU, so
 Lightning's own cost per step (hooks, logging, a DataLoader fetch: ~0.7 ms) would add a quarter.
 The training loader therefore yields one item per epoch: the epoch's batches, freshly shuffled, which the
-model steps through (see ForecastModel.training_step). Validation and test are one batch each.
+model steps through (see ForecastModel.training_step). Validation and test are one batch each (one per
+process when several train together: each serves its share, see tasks/common/sharding.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.errors import InputError
+from tasks.common.sharding import ShardedBatches, replica, shuffled_batches
 from tasks.forecast.baselines import last_value, seasonal_naive
 from tasks.forecast.series import (MISSING, SCALINGS, Scaler, Series, load_series, make_windows, show_time,
                                    split_points, window_origins)
@@ -39,21 +41,22 @@ class Windows(NamedTuple):
 
 
 class EpochOfBatches(Dataset):
-    """One item, drawn once per epoch: every training window once, in a new seeded order, cut into batches.
+    """One item, drawn once per epoch: this process's share of the training windows, in a new seeded order
+    every epoch, cut into batches.
 
     item -> [(inputs (B, T, C), targets (B, H)), ...]
     """
 
-    def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, seed: int):
-        self.inputs, self.targets, self.batch_size, self.seed, self.epoch = inputs, targets, batch_size, seed, 0
+    def __init__(self, inputs: Tensor, targets: Tensor, batches: ShardedBatches, epoch: int = 0):
+        self.inputs, self.targets, self.sampler, self.epoch = inputs, targets, batches, epoch
 
     def __len__(self) -> int:
         return 1
 
     def __getitem__(self, index: int) -> list[tuple[Tensor, Tensor]]:
-        order = torch.randperm(len(self.inputs), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        parts = self.sampler.batches(self.epoch)
         self.epoch += 1
-        return [(self.inputs[part], self.targets[part]) for part in order.split(self.batch_size)]
+        return [(self.inputs[part], self.targets[part]) for part in parts]
 
 
 class ForecastDataModule(L.LightningDataModule):
@@ -174,15 +177,24 @@ class ForecastDataModule(L.LightningDataModule):
                 f"  {parts} ({h.timesteps} inputs -> {h.horizon} targets each)")
 
     def train_dataloader(self) -> DataLoader:
-        train = self.windows["train"]
-        epochs = EpochOfBatches(train.inputs, train.targets, self.hparams.batch_size, self.hparams.seed)
-        epochs.epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed run goes on, not over
+        train, h = self.windows["train"], self.hparams
+        rank, world = replica(self.trainer)
+        batches = ShardedBatches(shuffled_batches(len(train.inputs), h.batch_size, h.seed), rank=rank, world=world,
+                                 train=True)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed run goes on, not over
+        epochs = EpochOfBatches(train.inputs, train.targets, batches, epoch)
         return DataLoader(epochs, batch_size=None, num_workers=0)  # in memory: workers would only add latency
 
     def _one_batch(self, split: str) -> DataLoader:
+        """All windows of the split as one batch; this process's share of them when several evaluate."""
         if split not in self.windows:
             raise InputError(f"{self.series.name} has no {split} split (--data.test_fraction is 0)")
-        return DataLoader([self.windows[split]], batch_size=None, num_workers=0)
+        windows = self.windows[split]
+        rank, world = replica(self.trainer)
+        everything = [list(range(len(windows.inputs)))]
+        shares = ShardedBatches(lambda epoch: everything, rank=rank, world=world, train=False).batches()
+        return DataLoader([Windows(*(part[share] for part in windows)) for share in shares], batch_size=None,
+                          num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return self._one_batch("val")

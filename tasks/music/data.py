@@ -13,9 +13,11 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.atomic import write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import describe_failures, parse_files
+from tasks.common.sharding import plain_loader
 from tasks.music.encoding import STEPS_PER_QUARTER, MelodyVocab, read_melody
 
 SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn"}  # music21's Bach folder also holds 20 .rntxt analyses
@@ -98,6 +100,7 @@ class MelodyDataModule(L.LightningDataModule):
         val_percent, test_percent: share of pieces held out, chosen by a hash of the file name.
         batch_size, num_workers: DataLoader settings.
         parse_workers: processes that parse files in prepare_data (0 = one per core).
+        seed: the training order (the same on every process, which each serve their share of it).
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class MelodyDataModule(L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         parse_workers: int = 0,
+        seed: int = 1234,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -151,9 +155,7 @@ class MelodyDataModule(L.LightningDataModule):
         if not melodies:
             raise InputError(f"no readable melody in {what}")
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"source": what, "melodies": melodies, "skipped": failures}))
-        tmp.replace(cache)  # a run killed mid-write never leaves a half cache behind
+        write_atomic(cache, json.dumps({"source": what, "melodies": melodies, "skipped": failures}))
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
@@ -182,14 +184,8 @@ class MelodyDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         train = split == "train"
         dataset = MelodyDataset(self.splits[split], self.vocab, self.hparams.max_len, train, self.hparams.transpose if train else 0)
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=train,
-            collate_fn=collate_tokens,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        return plain_loader(dataset, self.trainer, train=train, batch_size=self.hparams.batch_size, seed=self.hparams.seed,
+                            collate_fn=collate_tokens, num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -102,10 +102,15 @@ def melody_events(part, steps_per_quarter: int = STEPS_PER_QUARTER) -> list[int]
 
 
 def read_melody(path: str | Path) -> list[int]:
-    """Parse a score or MIDI file with music21 and return its melody as events."""
+    """Parse a score or MIDI file with music21 and return its melody as events.
+
+    music21's own cache of parsed files (pickles in its scratch folder) is bypassed: it writes them in place, so a
+    process parsing the same file at the same time reads half a pickle and the file would be skipped for good.
+    The melody cache makes it redundant anyway.
+    """
     from music21 import converter
 
-    return melody_events(melody_part(converter.parse(str(path))))
+    return melody_events(melody_part(converter.parse(str(path), forceSource=True, storePickle=False)))
 
 
 def parse_primer(text: str) -> list[int]:

@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.errors import InputError
+from tasks.common.sharding import plain_loader
 
 KEYS, LOWEST_PITCH = 88, 21  # piano keys A0..C8
 SPLITS = {"train": ("traindata", "train"), "val": ("validdata", "valid"), "test": ("testdata", "test")}
@@ -126,9 +127,11 @@ class PianoRollDataModule(L.LightningDataModule):
         path: JSB_Chorales.mat (Bai et al. 2018) or jsb-chorales-quarter.json; required.
         transpose: training pieces are shifted by up to this many semitones either way (0 = off).
         batch_size, num_workers: DataLoader settings.
+        seed: the training order (the same on every process, which each serve their share of it).
     """
 
-    def __init__(self, *, path: Optional[str] = None, transpose: int = 0, batch_size: int = 8, num_workers: int = 0):
+    def __init__(self, *, path: Optional[str] = None, transpose: int = 0, batch_size: int = 8, num_workers: int = 0,
+                 seed: int = 1234):
         super().__init__()
         self.save_hyperparameters()
         self.rolls: dict[str, list[np.ndarray]] = {}
@@ -147,9 +150,9 @@ class PianoRollDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         train = split == "train"
-        return DataLoader(RollDataset(self.rolls[split], self.hparams.transpose if train else 0),
-                          batch_size=self.hparams.batch_size, shuffle=train, collate_fn=collate_rolls,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        return plain_loader(RollDataset(self.rolls[split], self.hparams.transpose if train else 0), self.trainer,
+                            train=train, batch_size=self.hparams.batch_size, seed=self.hparams.seed,
+                            collate_fn=collate_rolls, num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

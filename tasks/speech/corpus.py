@@ -12,6 +12,7 @@ from typing import NamedTuple, Optional
 
 from tqdm import tqdm
 
+from tasks.common.atomic import write_atomic
 from tasks.common.errors import InputError
 
 TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text")  # HF datasets disagree
@@ -58,10 +59,9 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(path)  # written last and whole: its presence means the corpus is complete
-    return path
+    # written last and whole: its presence means the corpus is complete. The features cache is named by its time,
+    # so a manifest another process wrote first is kept, not replaced by our (identical) one
+    return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), replace=False)
 
 
 def librispeech_manifest(root: str | Path, split: str, out: Path) -> Path:
@@ -124,7 +124,7 @@ def export_hf_split(dataset, out: Path) -> Path:
             path = Path(audio["path"])
         else:
             path = audio_folder / f"{i:07d}{Path(audio.get('path') or '').suffix or '.wav'}"
-            path.write_bytes(audio["bytes"])
+            write_atomic(path, audio["bytes"])  # a concurrent export never reads a half-written file
         speaker = str(row[speaker_column]) if speaker_column else ""
         rows.append({"audio_filepath": str(path.resolve()), "text": row[text_column] or "", "speaker": speaker})
     return write_manifest(out, rows)

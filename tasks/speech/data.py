@@ -17,12 +17,13 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.atomic import save_atomic, write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
 from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
-from tasks.speech.lm import write_arpa, write_lexicon
+from tasks.speech.lm import write_arpa, write_lexicon, written_whole
 from tasks.speech.synth import CORPUS_VERSION, TEST_VOICES, TRAIN_VOICES, synthesize_corpus
 from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
@@ -63,7 +64,7 @@ class SpeechDataset(Dataset):
         return features, torch.tensor(self.labels[i], dtype=torch.long), i
 
     def lengths(self) -> list[tuple[int, int]]:
-        """Frames of every item, as the (length, length) pairs LengthBucketSampler takes."""
+        """Frames of every item, as the (length, length) pairs length_buckets takes."""
         return [(end - start, end - start) for start, end in self.spans]
 
 
@@ -332,16 +333,16 @@ class SpeechDataModule(L.LightningDataModule):
             out = folder / f"{split}.pt"
             if not out.exists():
                 cached = extract_features(read_manifest(manifest), h.n_mels, h.prepare_workers, self.describe(split))
-                torch.save(cached, out.with_suffix(".tmp"))
-                out.with_suffix(".tmp").replace(out)  # a run killed mid-write never leaves half a cache behind
+                # kept if another process wrote it first: a process training on it has it memory-mapped, which a
+                # file replaced from another machine (NFS) would break
+                save_atomic(out, lambda file: torch.save(cached, file), replace=False)
         vocab_file, beam_files = self._vocab_file(folder), self._beam_files(folder)
-        if (h.vocab != "char" and not vocab_file.exists()) or not all(p.exists() for p in beam_files.values()):
+        if (h.vocab != "char" and not vocab_file.exists()) or not all(map(written_whole, beam_files.values())):
             texts = [self.clean(t) for t in torch.load(folder / "train.pt", weights_only=True, mmap=True)["text"]]
             usable = [t for t in texts if not unknown_characters(t, h.alphabet)]
             if h.vocab != "char":
                 vocab = train_subwords(usable, h.vocab, h.subword_vocab_size, h.alphabet)
-                vocab_file.with_suffix(".tmp").write_text(vocab.to_json(), encoding="utf-8")
-                vocab_file.with_suffix(".tmp").replace(vocab_file)
+                write_atomic(vocab_file, vocab.to_json())
             if beam_files and usable:
                 write_lexicon((word for text in usable for word in text.split()), beam_files["lexicon"])
                 if "lm" in beam_files:
@@ -420,8 +421,8 @@ class SpeechDataModule(L.LightningDataModule):
             raise InputError(f"{self.describe('train')} has no {split} split")
         h = self.hparams
         budget = None if h.batch_seconds is None else int(h.batch_seconds * FRAMES_PER_SECOND)
-        return bucketed_loader(self.datasets[split], collate_utterances, batch_size=h.batch_size, batch_tokens=budget,
-                               shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
+        return bucketed_loader(self.datasets[split], collate_utterances, self.trainer, batch_size=h.batch_size,
+                               batch_tokens=budget, shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -11,9 +11,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
+from tasks.common.atomic import write_atomic
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 DISCOUNT = 0.5  # subtracted from every seen n-gram count; what it frees goes to the back-off
 UNK_PROBABILITY = 1e-7  # words outside the lexicon are never output, so <unk> only needs to exist
+END = "\\end\\"  # the last line of an ARPA file
 
 
 def ngram_counts(sentences: Iterable[str], order: int) -> list[Counter]:
@@ -76,14 +79,24 @@ def write_arpa(sentences: list[str], path: str | Path, order: int = 3) -> Path:
         lines += ["", f"\\{n}-grams:"]
         for gram, (logp, backoff) in sorted(level.items()):
             lines.append(f"{logp:.6f}\t{' '.join(gram)}" + (f"\t{backoff:.6f}" if n < len(table) else ""))
-    lines += ["", "\\end\\", ""]
-    path = Path(path)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    lines += ["", END, ""]
+    return write_atomic(path, "\n".join(lines))  # all or nothing: a decoder never reads a truncated LM
 
 
 def write_lexicon(words: Iterable[str], path: str | Path) -> Path:
     """The flashlight lexicon: each word followed by its spelling and the word boundary, `two t w o |`."""
-    path = Path(path)
-    path.write_text("".join(f"{w} {' '.join(w)} |\n" for w in sorted(set(words))), encoding="utf-8")
-    return path
+    return write_atomic(path, "".join(f"{w} {' '.join(w)} |\n" for w in sorted(set(words))))
+
+
+def written_whole(path: Path) -> bool:
+    """Whether a lexicon or ARPA file exists and ends as a complete one does (an ARPA file with its \\end\\ line).
+
+    They are written atomically now, but older versions wrote them in place: a run killed mid-write left a
+    truncated file, which must be rebuilt rather than reused.
+    """
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - len(END) - 1))
+        tail = file.read()
+    return tail.endswith(f"{END}\n".encode() if path.suffix == ".arpa" else b"\n")

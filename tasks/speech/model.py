@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau
@@ -66,7 +67,7 @@ class SpeechModel(L.LightningModule):
                                     bidirectional=bidirectional, dropout=dropout, subsampling=subsampling)
         self.ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
         self.vocab = load_vocab(vocab_json) if vocab_json else None
-        self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
+        self.val_wer, self.val_cer, self.val_loss = WordErrorRate(), CharErrorRate(), MeanMetric()
         self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
         self.test_wer_greedy = WordErrorRate()
         self.beam_files: dict[str, str] = {}  # {"lexicon": text, "lm": ARPA text}: kept in every checkpoint
@@ -143,7 +144,10 @@ class SpeechModel(L.LightningModule):
         self.examples = []
 
     def validation_step(self, batch, batch_idx):
-        self.log("val/loss", self._score(batch, "val", self.val_wer, self.val_cer), batch_size=len(batch.index))
+        # A metric object, not a logged number: its sums are synced exactly across processes (Lightning's
+        # sync_dist averages the batch counts as integers), and the plateau schedule follows it on every rank.
+        self.val_loss.update(self._score(batch, "val", self.val_wer, self.val_cer), len(batch.index))
+        self.log("val/loss", self.val_loss)
 
     def on_test_start(self) -> None:
         if self.hparams.decoder != "beam":

@@ -22,6 +22,7 @@ import soundfile
 from num2words import num2words
 from tqdm import tqdm
 
+from tasks.common.atomic import save_atomic
 from tasks.common.errors import InputError
 from tasks.speech.audio import SAMPLE_RATE, read_audio, single_threaded
 from tasks.speech.corpus import write_manifest
@@ -158,7 +159,9 @@ def speak(job: Job) -> float:
     rng = np.random.default_rng(job.noise_seed)
     noise_power = np.mean(samples**2) / 10 ** (job.snr_db / 10)
     noisy = samples + rng.normal(0.0, np.sqrt(noise_power), samples.shape).astype(np.float32)
-    soundfile.write(job.out, np.clip(noisy, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    noisy = np.clip(noisy, -1.0, 1.0)
+    # whole or not at all: a process building the same corpus at the same time may be reading this file
+    save_atomic(job.out, lambda file: soundfile.write(file, noisy, SAMPLE_RATE, subtype="PCM_16", format="WAV"))
     return len(samples) / SAMPLE_RATE
 
 

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.atomic import write_atomic
 from tasks.common.batching import bucketed_loader
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
@@ -236,8 +237,9 @@ class TranslationDataModule(L.LightningDataModule):
         if split == "test" and not self.pairs["test"]:
             raise InputError(f"{self.describe()} has no test split")
         h = self.hparams
-        return bucketed_loader(self.datasets[split], collate_pairs, batch_size=h.batch_size, batch_tokens=h.batch_tokens,
-                               shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
+        return bucketed_loader(self.datasets[split], collate_pairs, self.trainer, batch_size=h.batch_size,
+                               batch_tokens=h.batch_tokens, shuffle=split == "train", seed=h.seed,
+                               num_workers=h.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -247,9 +249,3 @@ class TranslationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # a run killed mid-write never leaves a half file behind

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from core import DecoderState, LSTMDecoder, LSTMEncoder, Memory, beam_search, greedy
+from tasks.common.distributed import gather_objects
 from tasks.common.optim import adamw_with_plateau
 from tasks.translation.tokenizer import BOS, EOS, PAD, decode, encode, load_tokenizer, save_tokenizer, tokenizer_to_json
 
@@ -70,9 +71,7 @@ class TranslationModel(L.LightningModule):
                                    input_feeding=input_feeding, tie_embeddings=tie_embeddings, padding_idx=PAD)
         self.tokenizer = load_tokenizer(tokenizer_json) if tokenizer_json else None
         self.val_loss = MeanMetric()
-        self.hypotheses: list[str] = []
-        self.references: list[str] = []
-        self.sources: list[str] = []
+        self.decoded: list[tuple[int, str]] = []  # (index in the split, translation) of this evaluation
 
     # --- the network -------------------------------------------------------------------------------
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
@@ -137,12 +136,8 @@ class TranslationModel(L.LightningModule):
         self._decode_for_scores(batch, torch.ones_like(batch.index, dtype=torch.bool), "test", self.hparams.beam_size)
 
     def _decode_for_scores(self, batch, wanted: Tensor, split: str, beam_size: int) -> None:
-        pairs = self.trainer.datamodule.pairs[split]
         ids = self.generate(batch.src[wanted], batch.src_lengths[wanted], beam_size)
-        for i, hyp in zip(batch.index[wanted].tolist(), ids):
-            self.hypotheses.append(decode(self.tokenizer, hyp))
-            self.sources.append(pairs[i][0])
-            self.references.append(pairs[i][1])
+        self.decoded += [(i, decode(self.tokenizer, hyp)) for i, hyp in zip(batch.index[wanted].tolist(), ids)]
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val")
@@ -151,12 +146,19 @@ class TranslationModel(L.LightningModule):
         self._log_scores("test")
 
     def _log_scores(self, split: str) -> None:
-        if self.hypotheses:
-            # sacreBLEU on detokenized, cased text: the number papers report
-            self.log(f"{split}/bleu", sacrebleu.corpus_bleu(self.hypotheses, [self.references]).score, prog_bar=True)
-            self.log(f"{split}/chrf", sacrebleu.corpus_chrf(self.hypotheses, [self.references]).score)
-            self.examples = list(zip(self.sources, self.references, self.hypotheses))
-        self.hypotheses, self.references, self.sources = [], [], []
+        # Every process decoded its share: one corpus score over all of them (BLEU of parts cannot be averaged),
+        # in the split's order, so it is the same number on every rank and on a single device.
+        decoded = sorted(pair for part in gather_objects(self.decoded) for pair in part)
+        self.decoded = []
+        if not decoded:
+            return
+        pairs = self.trainer.datamodule.pairs[split]
+        sources, references = ([pairs[i][side] for i, _ in decoded] for side in (0, 1))
+        hypotheses = [hyp for _, hyp in decoded]
+        # sacreBLEU on detokenized, cased text: the number papers report
+        self.log(f"{split}/bleu", sacrebleu.corpus_bleu(hypotheses, [references]).score, prog_bar=True, sync_dist=True)
+        self.log(f"{split}/chrf", sacrebleu.corpus_chrf(hypotheses, [references]).score, sync_dist=True)
+        self.examples = list(zip(sources, references, hypotheses))
 
     def configure_optimizers(self):
         return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)

@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from tasks.common.atomic import write_atomic
 from tasks.common.errors import InputError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -67,11 +68,7 @@ def tokenizer_from_json(text: str) -> Tokenizer:
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tokenizer_to_json(tokenizer), encoding="utf-8")
-    tmp.replace(path)  # a run killed mid-write never leaves half a tokenizer behind
-    return path
+    return write_atomic(path, tokenizer_to_json(tokenizer))  # never half a tokenizer, even with concurrent writers
 
 
 def load_tokenizer(path_or_json: str | Path) -> Tokenizer:

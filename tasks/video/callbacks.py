@@ -43,10 +43,10 @@ class LogConfusionMatrix(Callback):
     <run>/confusion/<split>_epoch_NNN.png. Nothing without a wandb logger."""
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not isinstance(trainer.logger, WandbLogger):
+        if trainer.sanity_checking or not isinstance(trainer.logger, WandbLogger):
             return
-        matrix = getattr(pl_module, f"{split}_confusion").compute().cpu().numpy()
-        if not matrix.sum():
+        matrix = getattr(pl_module, f"{split}_confusion").compute().cpu().numpy()  # a collective: on every rank
+        if not trainer.is_global_zero or not matrix.sum():
             return
         folder = Path(trainer.default_root_dir) / "confusion"
         folder.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
+from tasks.common.sharding import plain_loader
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
 from tasks.video.decode import cache_clip, cache_folder, cached
 from tasks.video.render import CLASSES as SYNTH_CLASSES
@@ -118,7 +119,7 @@ class VideoDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (persistent: they live across epochs).
         prepare_workers: processes that render and decode in prepare_data (0 = one per core).
         cache_dir: where the synthetic corpus and the frame cache are kept.
-        seed: draws the synthetic corpus.
+        seed: draws the synthetic corpus, and the training order.
     """
 
     def __init__(
@@ -235,8 +236,11 @@ class VideoDataModule(L.LightningDataModule):
         decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width)
         _, failures = parse_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
                                   workers=h.prepare_workers)
-        for path, reason in failures.items():
-            cached(folder, path)[1].write_text(reason + "\n", encoding="utf-8")
+        unmarked = {path: reason for path, reason in failures.items() if not cached(folder, path)[1].exists()}
+        if unmarked:  # unreadable clips are marked .bad by cache_clip; these failed for another reason
+            path, reason = next(iter(unmarked.items()))
+            raise OSError(f"could not write {len(unmarked)} clips into the frame cache {folder} (first: {path}: "
+                          f"{reason}); they are not marked unreadable: fix the cause and run again")
 
     # ---- loading it ----
 
@@ -310,9 +314,9 @@ class VideoDataModule(L.LightningDataModule):
             hint = {"val": " (raise val_fraction)", "test": " (raise test_fraction, or give split files)"}.get(split, "")
             raise InputError(f"{self.describe()}: no {split} clips{hint}")
         h = self.hparams
-        return DataLoader(self.datasets[split], batch_size=h.batch_size, shuffle=split == "train",
-                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0, collate_fn=collate_clips,
-                          pin_memory=torch.cuda.is_available())
+        return plain_loader(self.datasets[split], self.trainer, train=split == "train", batch_size=h.batch_size,
+                            seed=h.seed, collate_fn=collate_clips, num_workers=h.num_workers,
+                            pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -3,7 +3,8 @@
 A clip's cache entry is <folder>/<key>.npy, (N, H, W, 3) uint8 RGB: up to `frames` frames evenly spaced over
 the clip, resized to H x W. The folder is named by the settings (frames, H, W) and the key by the file
 (its path, size and modification time), so a changed file or setting is decoded anew and nothing stale is
-read. A file that cannot be decoded gets <key>.bad holding the reason, so it is skipped, not retried, later.
+read. A file that cannot be decoded gets <key>.bad holding the reason, so it is skipped, not retried, later
+(a failing disk or file system is not the file's fault: it marks nothing).
 This module imports no torch: the decoding processes start fast.
 """
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.common.atomic import save_atomic, write_atomic
 from tasks.common.caching import stamp_digest
+from tasks.common.parsing import describe_error
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
@@ -28,7 +31,8 @@ def even_indices(count: int, wanted: int) -> list[int]:
 def decode_clip(path: str | Path, *, frames: int, height: int, width: int) -> np.ndarray:
     """A video file -> (N, height, width, 3) uint8 RGB, N = min(frames, frames in the file), evenly spaced.
 
-    Raises on a file PyAV cannot open, one without a video stream, and one with no decodable frame.
+    Raises ValueError on a file PyAV cannot open, one without a video stream, and one with no decodable frame;
+    OSError (PyAV's own subclasses included) when the file system fails, which is no fault of the file.
     """
     import av
 
@@ -56,6 +60,8 @@ def decode_clip(path: str | Path, *, frames: int, height: int, width: int) -> np
             total = count
             kept, count, _ = decode(lambda _: set(even_indices(total, frames)) if total > frames else None)
     except av.error.FFmpegError as error:  # its message repeats the path
+        if isinstance(error, (OSError, MemoryError)):  # the file system or memory failed, not the clip
+            raise
         raise ValueError(error.strerror or str(error)) from None
     if len(kept) > frames:
         kept = [kept[i] for i in even_indices(len(kept), frames)]
@@ -81,10 +87,19 @@ def cached(folder: Path, path: str | Path) -> tuple[Path, Path]:
 
 
 def cache_clip(path: str, *, folder: str, frames: int, height: int, width: int) -> int:
-    """Decode one clip into its cache entry (for parse_files) -> its frame count. Raises if unreadable."""
-    out, _ = cached(Path(folder), path)
-    clip = decode_clip(path, frames=frames, height=height, width=width)
-    tmp = out.with_name(out.stem + ".tmp.npy")
-    np.save(tmp, clip)
-    tmp.replace(out)  # a run killed mid-write never leaves half an entry behind
+    """Decode one clip into its cache entry (for parse_files) -> its frame count. Raises if it cannot.
+
+    A clip that fails to decode gets its .bad entry, except on an OSError or MemoryError (a full disk, a network
+    file system hiccup): that says nothing about the clip, so it is raised unrecorded and tried again next run.
+    Entries are written atomically: processes caching the same clip at once never see half an entry.
+    """
+    out, bad = cached(Path(folder), path)
+    try:
+        clip = decode_clip(path, frames=frames, height=height, width=width)
+    except (OSError, MemoryError):
+        raise
+    except Exception as error:
+        write_atomic(bad, describe_error(error) + "\n")
+        raise
+    save_atomic(out, lambda file: np.save(file, clip))
     return len(clip)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from tasks.common.errors import InputError
@@ -87,6 +88,7 @@ class VideoModel(L.LightningModule):
         self.val_acc, self.val_top5 = MulticlassAccuracy(**top1), MulticlassAccuracy(**top5)
         self.test_acc, self.test_top5 = MulticlassAccuracy(**top1), MulticlassAccuracy(**top5)
         self.val_confusion, self.test_confusion = MulticlassConfusionMatrix(K), MulticlassConfusionMatrix(K)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     @property
     def class_names(self) -> list[str]:
@@ -127,7 +129,9 @@ class VideoModel(L.LightningModule):
         acc.update(logits, batch.labels)
         top5.update(logits, batch.labels)
         confusion.update(logits.argmax(-1), batch.labels)
-        self.log(f"{split}/loss", loss, batch_size=len(batch.labels))
+        mean_loss = getattr(self, f"{split}_loss")  # a metric: synced exactly across processes (see SpeechModel)
+        mean_loss.update(loss, len(batch.labels))
+        self.log(f"{split}/loss", mean_loss)
         self.log(f"{split}/acc", acc, prog_bar=split == "val")
         self.log(f"{split}/top5", top5)
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from tqdm import tqdm
+
+from tasks.common.atomic import build_folder_atomic
 
 # motion -> (x, y, turn, growth) direction; y grows downwards, and an angle growing in y-down image
 # coordinates turns clockwise on screen
@@ -242,23 +243,23 @@ def render_corpus(folder: str | Path, *, classes: Sequence[str] = CLASSES, clips
         raise ValueError(f"classes {unknown or classes}: need 2 or more of {', '.join(MOTIONS)}")
     if clips_per_class < 2 or frames < 2:
         raise ValueError(f"clips_per_class {clips_per_class} and frames {frames}: need at least 2 of each")
-    partial = folder.with_name(folder.name + ".partial")  # renamed when complete: never half a corpus
-    shutil.rmtree(partial, ignore_errors=True)
-    jobs, train, test = [], [], []
-    n_test = max(1, round(test_fraction * clips_per_class)) if test_fraction > 0 else 0
-    for label, motion in enumerate(classes):
-        (partial / motion).mkdir(parents=True)
-        for n in range(clips_per_class):
-            name = f"{motion}/{motion}_{n:04d}.mp4"
-            jobs.append(Job(motion, (seed, label, n), frames, size, str(partial / name)))
-            (test if n < n_test else train).append((name, label + 1))
-    _run(jobs, workers)
-    (partial / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
-    (partial / "trainlist01.txt").write_text("".join(f"{name} {label}\n" for name, label in train))
-    (partial / "testlist01.txt").write_text("".join(f"{name}\n" for name, _ in test))
-    shutil.rmtree(folder, ignore_errors=True)  # what an older, interrupted render may have left
-    partial.rename(folder)
-    return folder
+
+    def build(partial: Path) -> None:
+        jobs, train, test = [], [], []
+        n_test = max(1, round(test_fraction * clips_per_class)) if test_fraction > 0 else 0
+        for label, motion in enumerate(classes):
+            (partial / motion).mkdir(parents=True)
+            for n in range(clips_per_class):
+                name = f"{motion}/{motion}_{n:04d}.mp4"
+                jobs.append(Job(motion, (seed, label, n), frames, size, str(partial / name)))
+                (test if n < n_test else train).append((name, label + 1))
+        _run(jobs, workers)
+        (partial / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+        (partial / "trainlist01.txt").write_text("".join(f"{name} {label}\n" for name, label in train))
+        (partial / "testlist01.txt").write_text("".join(f"{name}\n" for name, _ in test))
+
+    # rendered in a private folder, renamed when complete: never half a corpus, and never another writer's deleted
+    return build_folder_atomic(folder, build)
 
 
 def _run(jobs: list[Job], workers: int) -> None:
