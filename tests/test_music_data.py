@@ -1,6 +1,11 @@
 """Music data: encoding, chorale parsing, MIDI folders with corrupt files, datasets, piano rolls."""
 import json
+import os
+import pickle
 import random
+import time
+import zlib
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -192,3 +197,31 @@ def test_piano_roll_midi_merges_held_keys(tmp_path):
     assert roll_to_events(roll) == [(0, 3, 60), (1, 2, 64), (3, 4, 67)]
     path = write_roll_midi(roll, tmp_path / "r.mid")
     assert sorted(p.midi for n in converter.parse(str(path)).flatten().notes for p in n.pitches) == [60, 64, 67]
+
+
+class _RunsCode:
+    """What an attacker would plant: unpickling it calls os.mkdir (any function would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_a_planted_music21_pickle_is_never_loaded(tmp_path):
+    """music21 first unpickles <its temp folder>/m21-*.p.gz when it is newer than the source: anyone who can
+    write that shared folder would run code in `train music --data.midi_dir` and `sample --primer tune.mid`."""
+    write_melody_folder(tmp_path / "midi", 1)
+    tune = tmp_path / "midi" / "tune_000.mid"
+    planted = Path(converter.PickleFilter(tune, False, None).status()[2])  # where music21 would look
+    marker = tmp_path / "code-ran"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(zlib.compress(pickle.dumps(_RunsCode(marker))))
+    try:
+        future = time.time() + 3600
+        os.utime(planted, (future, future))  # newer than the MIDI file: music21 would trust it
+        assert read_melody(tune)  # the melody, from the MIDI file itself
+        assert not marker.exists()
+    finally:
+        planted.unlink(missing_ok=True)

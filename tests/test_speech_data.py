@@ -3,6 +3,7 @@ layout, a Hugging Face dataset export, skipped utterances, and the synthesized c
 import json
 import random
 import re
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -321,6 +322,7 @@ def test_normalize_text():
     assert normalize_text("  What's   UP? ") == "what's up"
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
 def test_synthesized_corpus_holds_out_test_voices(tmp_path, monkeypatch):
     data = SpeechDataModule(synth_train=12, synth_val=4, synth_test=4, cache_dir=str(tmp_path / "cache"),
                             prepare_workers=1, batch_size=4)
