@@ -5,10 +5,14 @@ Each function here is a collective when several processes run: call it on every 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from tasks.common.atomic import save_atomic
 
 
 def world_size() -> int:
@@ -36,7 +40,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 class RankZeroCheckpointIO(TorchCheckpointIO):
     """Checkpoints are written by global rank 0 (Lightning's rule); this reads them there too and sends them to
     the other processes, so that testing the best checkpoint or resuming works on nodes that do not share
-    rank 0's filesystem. A read error on rank 0 reaches every rank, instead of leaving them waiting."""
+    rank 0's filesystem. A read error on rank 0 reaches every rank, instead of leaving them waiting.
+    Local files are written with tasks.common.atomic (unique temp name, fsync, rename): a kill mid-write
+    leaves the previous checkpoint whole."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Any = None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's own writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_atomic(path, lambda file: torch.save(checkpoint, file))
 
     def load_checkpoint(self, path, *args, **kwargs) -> dict:
         if world_size() == 1:

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from tasks.common.distributed import RankZeroCheckpointIO
+from tasks.common.errors import InputError
 from tasks.common.launching import launched_as_rank_zero, launcher_topology
 from tasks.common.logging import finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.registry import Task, config_path
@@ -31,6 +32,8 @@ class RunOptions:
         wandb_project: the Weights & Biases project.
         test: evaluate the best checkpoint on the test split after training.
         resume: a checkpoint to continue training from (e.g. <run>/checkpoints/last.ckpt).
+        last_every_n_steps: also write checkpoints/last.ckpt every this many optimiser steps, within
+            epochs (it is written after every epoch regardless); for long epochs.
     """
 
     root: str = "runs"
@@ -39,6 +42,7 @@ class RunOptions:
     wandb_project: str = "lstm-suite"
     test: bool = True
     resume: Optional[str] = None
+    last_every_n_steps: Optional[int] = None
 
 
 @dataclass
@@ -68,6 +72,16 @@ class SaveOnException(Callback):
         checkpoint = trainer._checkpoint_connector.dump_checkpoint()  # what save_checkpoint writes, minus its barrier
         trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
         print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
+
+
+def last_checkpoints(folder: Path, every_n_steps: Optional[int]) -> list[ModelCheckpoint]:
+    """checkpoints/last.ckpt after every epoch (and every n steps). A callback of its own: with save_last=True,
+    Lightning's best-checkpoint callback writes "last" only when it also writes a new best."""
+    def last(**when) -> ModelCheckpoint:
+        return ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1,
+                               enable_version_counter=False, **when)
+
+    return [last(every_n_epochs=1)] + ([last(every_n_train_steps=every_n_steps)] if every_n_steps else [])
 
 
 class RunFolder(Callback):
@@ -109,6 +123,8 @@ class SuiteCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         run: RunOptions = self.config_init["run"]
+        if run.last_every_n_steps is not None and run.last_every_n_steps < 1:
+            raise InputError(f"--run.last_every_n_steps must be at least 1, got {run.last_every_n_steps}")
         name = run.name or time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(run.root) / self.task.name / name
         if launched_as_rank_zero():  # the other processes write nothing of their own (see RunFolder)
@@ -120,7 +136,8 @@ class SuiteCLI(LightningCLI):
         callbacks += [
             self.run_folder,
             ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=self.model.monitor,
-                            mode=getattr(self.model, "monitor_mode", "min"), save_last=True),
+                            mode=getattr(self.model, "monitor_mode", "min")),
+            *last_checkpoints(checkpoints, run.last_every_n_steps),  # after "best": last.ckpt holds its new state
             SaveOnException(checkpoints / "interrupted.ckpt"),
         ]
         topology = launcher_topology()
@@ -156,7 +173,8 @@ def train(task: Task, args: list[str]) -> TrainResult:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
-    last = Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last if last.is_file() else None
     if run.test and best is not None and not trainer.interrupted and getattr(data, "has_test", True):
         for result in trainer.test(model, datamodule=data, ckpt_path=str(best), weights_only=True):
             metrics.update({k: float(v) for k, v in result.items()})
