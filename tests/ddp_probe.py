@@ -1,11 +1,14 @@
-"""Callbacks that the distributed tests add to a real `lstm-suite train` run (with tests/ on PYTHONPATH).
+"""Callbacks that tests add to a real `lstm-suite train` run (with tests/ on PYTHONPATH).
 
 RecordShards writes <out>/rank<R>.json: what this process trained and evaluated on (dataset indices) and the
-validation and test metrics it ended up with. RaiseOnRank makes one process fail mid-training.
+validation and test metrics it ended up with. RaiseOnRank makes one process fail mid-training; KillSelf
+kills the process outright.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import torch
@@ -68,3 +71,26 @@ class RaiseOnRank(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_rank == self.rank and trainer.global_step >= self.step:
             raise RuntimeError(f"planned failure on rank {self.rank}")
+
+
+class KillSelf(Callback):
+    """SIGKILL this process (no cleanup, as a power cut or the OOM killer would) at optimiser step `step`, or
+    while the `save`-th checkpoint of the run is being written. Once: the file `once` marks that it happened
+    (a resumed run keeps the run's callbacks, this one included)."""
+
+    def __init__(self, once: str, step: int = 0, save: int = 0):
+        self.once, self.step, self.save, self.saves = Path(once), step, save, 0
+
+    def kill(self) -> None:
+        if not self.once.exists():
+            self.once.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.step and trainer.global_step >= self.step:
+            self.kill()
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self.saves += 1
+        if self.saves == self.save:
+            self.kill()

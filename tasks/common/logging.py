@@ -28,14 +28,18 @@ def resolve_wandb_mode(requested: str) -> str:
     return "online" if logged_in_to_wandb() else "offline"
 
 
-def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: Optional[dict] = None) -> Logger:
-    """A WandbLogger writing under run_dir/wandb, or a CSVLogger when wandb is off."""
+def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: Optional[dict] = None,
+                run_id: Optional[str] = None) -> Logger:
+    """A WandbLogger writing under run_dir/wandb (continuing the wandb run `run_id` if given), or a CSVLogger
+    when wandb is off (csv/version_N: a resumed run adds a version, never overwrites the first's logs)."""
     mode = resolve_wandb_mode(mode)
     if mode == "off":
-        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+        return CSVLogger(save_dir=str(run_dir), name="csv")
     os.environ["WANDB_MODE"] = mode  # makes the mode binding for wandb's own login checks: no prompt
     os.environ.setdefault("WANDB_SILENT", "true")
-    logger = WandbLogger(project=project, name=run_name, save_dir=str(run_dir), offline=mode == "offline", config=config)
+    resume = {"id": run_id, "resume": "allow"} if run_id else {}
+    logger = WandbLogger(project=project, name=run_name, save_dir=str(run_dir), offline=mode == "offline", config=config,
+                         **resume)
     logger._wandb_init.pop("anonymous", None)  # deprecated in wandb, which warns whenever it is passed
     return logger
 

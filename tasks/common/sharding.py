@@ -26,6 +26,17 @@ def replica(trainer) -> tuple[int, int]:
     return trainer.global_rank, trainer.world_size
 
 
+def resume_point(trainer) -> tuple[int, int]:
+    """(epoch, batches of it already trained) where training starts: (0, 0), or where a resumed run left off.
+    Lightning creates the first epoch's iterator before it calls set_epoch, so the sampler must know."""
+    loop = getattr(trainer, "fit_loop", None)
+    if loop is None:
+        return 0, 0
+    epoch = loop.epoch_progress.current
+    mid_epoch = epoch.started > epoch.processed  # a checkpoint written within an epoch
+    return epoch.processed, loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
+
+
 def split_largest(batches: Batches, enough: Callable[[int], bool]) -> Batches:
     """Halve the largest batch until `enough(number of batches)`; a split batch stays in its place."""
     batches = [list(b) for b in batches]
@@ -47,11 +58,14 @@ class ShardedBatches(Sampler[list[int]]):
         rank, world: this process and how many there are.
         train: even out the count (equal batches on every rank, each example once per epoch); else every
             rank gets at least one batch (a rank without any would miss the metric syncs at epoch end).
+        epoch, skip: where the first iteration starts (a resumed run: the epoch, and the batches of it that
+            were trained before the interruption, which it does not serve again).
     """
 
-    def __init__(self, batches_of_epoch: Callable[[int], Batches], *, rank: int = 0, world: int = 1, train: bool):
+    def __init__(self, batches_of_epoch: Callable[[int], Batches], *, rank: int = 0, world: int = 1, train: bool,
+                 epoch: int = 0, skip: int = 0):
         self.batches_of_epoch, self.rank, self.world, self.train = batches_of_epoch, rank, world, train
-        self.epoch = 0
+        self.epoch, self.skip = epoch, skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -71,7 +85,8 @@ class ShardedBatches(Sampler[list[int]]):
         return every[self.rank :: self.world]
 
     def __iter__(self):
-        return iter(self.batches())
+        skip, self.skip = self.skip, 0
+        return iter(self.batches()[skip:])
 
     def __len__(self) -> int:
         return len(self.batches())
@@ -97,7 +112,8 @@ def sharded_loader(dataset: Dataset, batches_of_epoch: Callable[[int], Batches],
                    collate_fn: Optional[Callable] = None, num_workers: int = 0, **loader_options) -> DataLoader:
     """A DataLoader serving this process's share of `batches_of_epoch` (see the module docstring)."""
     rank, world = replica(trainer)
-    sampler = ShardedBatches(batches_of_epoch, rank=rank, world=world, train=train)
+    epoch, skip = resume_point(trainer) if train else (0, 0)
+    sampler = ShardedBatches(batches_of_epoch, rank=rank, world=world, train=train, epoch=epoch, skip=skip)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=num_workers,
                       persistent_workers=num_workers > 0, **loader_options)
 

@@ -10,13 +10,16 @@ from typing import Literal, Optional
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
+from tasks.common.atomic import save_atomic
 from tasks.common.distributed import RankZeroCheckpointIO
 from tasks.common.errors import InputError
 from tasks.common.launching import launched_as_rank_zero, launcher_topology
 from tasks.common.logging import finish, make_logger, resolve_wandb_mode, wandb_run_dir
+from tasks.common.resuming import (CONFIG, ResumeState, check_fits, check_training_checkpoint, resume_arguments,
+                                   split_resume, wandb_run_id)
 from tasks.registry import Task, config_path
 
 
@@ -31,7 +34,8 @@ class RunOptions:
             or off (CSV logs only).
         wandb_project: the Weights & Biases project.
         test: evaluate the best checkpoint on the test split after training.
-        resume: a checkpoint to continue training from (e.g. <run>/checkpoints/last.ckpt).
+        resume: a run folder (or one of its checkpoints) to continue: it goes on in that folder with the run's
+            saved config (options given now override it), best score and wandb run.
         last_every_n_steps: also write checkpoints/last.ckpt every this many optimiser steps, within
             epochs (it is written after every epoch regardless); for long epochs.
     """
@@ -74,6 +78,32 @@ class SaveOnException(Callback):
         print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
 
 
+def make_run_folder(path: Path, reuse: bool) -> Path:
+    """Create the run folder; a timestamped one that exists already (two runs started in the same second)
+    gets a suffix instead of being shared."""
+    if reuse:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()  # atomic: exactly one run gets each name
+            return candidate
+        except FileExistsError:
+            continue
+    raise InputError(f"{path}: too many runs started in the same second; pass --run.name")
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """config.yaml in the run folder, whichever logger is used: what --run.resume reads."""
+
+    def save_config(self, trainer: Trainer, pl_module, stage: str) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / CONFIG
+            save_atomic(path, lambda file: file.write(self.parser.dump(self.config, skip_none=False).encode()))
+
+
 def last_checkpoints(folder: Path, every_n_steps: Optional[int]) -> list[ModelCheckpoint]:
     """checkpoints/last.ckpt after every epoch (and every n steps). A callback of its own: with save_last=True,
     Lightning's best-checkpoint callback writes "last" only when it also writes a new best."""
@@ -107,7 +137,8 @@ class SuiteCLI(LightningCLI):
             args=args,
             run=False,
             seed_everything_default=1234,
-            save_config_kwargs={"overwrite": True},
+            save_config_callback=SaveRunConfig,
+            save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
             parser_kwargs={
                 "default_config_files": [str(config_path(task))],
                 "prog": f"lstm-suite train {task.name}",
@@ -125,10 +156,10 @@ class SuiteCLI(LightningCLI):
         run: RunOptions = self.config_init["run"]
         if run.last_every_n_steps is not None and run.last_every_n_steps < 1:
             raise InputError(f"--run.last_every_n_steps must be at least 1, got {run.last_every_n_steps}")
-        name = run.name or time.strftime("%Y%m%d-%H%M%S")
-        self.run_dir = Path(run.root) / self.task.name / name
+        self.run_dir = Path(run.root) / self.task.name / (run.name or time.strftime("%Y%m%d-%H%M%S"))
         if launched_as_rank_zero():  # the other processes write nothing of their own (see RunFolder)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir = make_run_folder(self.run_dir, reuse=run.name is not None)
+        name = self.run_dir.name
         trainer_config = self.config_init["trainer"]
         callbacks = list(trainer_config.get("callbacks") or [])
         checkpoints = self.run_dir / "checkpoints"
@@ -139,6 +170,7 @@ class SuiteCLI(LightningCLI):
                             mode=getattr(self.model, "monitor_mode", "min")),
             *last_checkpoints(checkpoints, run.last_every_n_steps),  # after "best": last.ckpt holds its new state
             SaveOnException(checkpoints / "interrupted.ckpt"),
+            ResumeState(),
         ]
         topology = launcher_topology()
         if topology is not None:
@@ -149,7 +181,9 @@ class SuiteCLI(LightningCLI):
         kwargs["use_distributed_sampler"] = False
         kwargs["plugins"] = [*(trainer_config.get("plugins") or []), RankZeroCheckpointIO()]
         if trainer_config.get("logger") in (None, True):
-            kwargs["logger"] = make_logger(run.wandb, self.run_dir, run.wandb_project, f"{self.task.name}-{name}")
+            wandb_id = wandb_run_id(self.run_dir) if run.resume else None  # the resumed run logs to its wandb run
+            kwargs["logger"] = make_logger(run.wandb, self.run_dir, run.wandb_project, f"{self.task.name}-{name}",
+                                           run_id=wandb_id)
         if kwargs.get("logger", trainer_config.get("logger")):
             callbacks.append(LearningRateMonitor())
         kwargs["callbacks"] = callbacks
@@ -159,10 +193,19 @@ class SuiteCLI(LightningCLI):
 
 def train(task: Task, args: list[str]) -> TrainResult:
     """Fit, then test the best checkpoint; returns where everything is, for the caller or a test."""
+    resume, args = split_resume(args)
+    resumed = None
+    if resume:  # checked before anything is built: a bad file is a one-line error, not a traceback later
+        args, path = resume_arguments(resume, args)
+        args.append("--trainer.num_sanity_val_steps=0")  # validated already; it would draw from the generators
+        resumed = (path, check_training_checkpoint(path, task.model)) if path is not None else None
     with warnings.catch_warnings():  # LightningCLI warns when sys.argv also holds `lstm-suite train TASK`
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         cli = SuiteCLI(task, args)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if resumed is not None:
+        check_fits(*resumed, model)
+        resumed = None  # Lightning reads it again, on rank 0
     if trainer.logger is not None and hasattr(trainer.logger, "log_hyperparams"):
         trainer.logger.log_hyperparams({"task": task.name, "run_dir": str(cli.run_dir)})  # (rank 0's: only it logs)
     run: RunOptions = cli.config_init["run"]

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.errors import InputError
-from tasks.common.sharding import ShardedBatches, replica, shuffled_batches
+from tasks.common.sharding import ShardedBatches, replica, resume_point, shuffled_batches
 from tasks.forecast.baselines import last_value, seasonal_naive
 from tasks.forecast.series import (MISSING, SCALINGS, Scaler, Series, load_series, make_windows, show_time,
                                    split_points, window_origins)
@@ -181,7 +181,7 @@ class ForecastDataModule(L.LightningDataModule):
         rank, world = replica(self.trainer)
         batches = ShardedBatches(shuffled_batches(len(train.inputs), h.batch_size, h.seed), rank=rank, world=world,
                                  train=True)
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed run goes on, not over
+        epoch, _ = resume_point(self.trainer)  # a resumed run goes on, not over (an epoch is one step here)
         epochs = EpochOfBatches(train.inputs, train.targets, batches, epoch)
         return DataLoader(epochs, batch_size=None, num_workers=0)  # in memory: workers would only add latency
 
