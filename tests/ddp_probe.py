@@ -40,6 +40,8 @@ class RecordShards(Callback):
         self.record["served"].append([])
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not self.record["train"]:  # a run resumed within an epoch starts without on_train_epoch_start
+            self.on_train_epoch_start(trainer, pl_module)
         if isinstance(getattr(batch, "index", None), torch.Tensor):  # batches that say which items they hold
             self.record["served"][-1].append(batch.index.tolist())
 

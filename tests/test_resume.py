@@ -106,3 +106,22 @@ def test_resume_refuses_a_missing_path_another_task_and_changed_sizes(tmp_path, 
     assert main(["train", "forecast", f"--run.resume={forecast}", "--model.hidden_size=99"]) == 2
     err = capsys.readouterr().err
     assert "shape" in err and "do not change model sizes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_resumed_within_an_epoch_trains_the_rest_of_it_once(tmp_path):
+    """From a mid-epoch last.ckpt (every 5 steps), the resumed epoch serves only the batches not yet trained."""
+    steps = STEPS_PER_EPOCH["translation"]
+    start("translation", tmp_path, "mid", kill(tmp_path, step=steps + 7), "--run.last_every_n_steps=5",
+          probe_shards(tmp_path / "probe"), expect=-signal.SIGKILL)
+    run_dir = tmp_path / "runs" / "translation" / "mid"
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved == 25  # 6 batches into epoch 1
+    run("translation", tmp_path, f"--run.resume={run_dir}")
+    record = json.loads((tmp_path / "probe" / "rank0.json").read_text())  # written by the resumed run
+    assert record["served"][0] == record["train"][0][saved - steps:]  # the rest of epoch 1, nothing twice
+    final = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (1, 2 * steps)
+
+
+def probe_shards(out: Path) -> str:
+    return "--trainer.callbacks+=" + json.dumps({"class_path": "ddp_probe.RecordShards", "init_args": {"out": str(out)}})

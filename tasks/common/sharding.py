@@ -27,14 +27,15 @@ def replica(trainer) -> tuple[int, int]:
 
 
 def resume_point(trainer) -> tuple[int, int]:
-    """(epoch, batches of it already trained) where training starts: (0, 0), or where a resumed run left off.
+    """(epoch, batches of it already trained) where training starts: (0, 0), or where a resumed run left off
+    (a checkpoint written at a batch end counts that batch as processed, not yet completed).
     Lightning creates the first epoch's iterator before it calls set_epoch, so the sampler must know."""
     loop = getattr(trainer, "fit_loop", None)
     if loop is None:
         return 0, 0
     epoch = loop.epoch_progress.current
     mid_epoch = epoch.started > epoch.processed  # a checkpoint written within an epoch
-    return epoch.processed, loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
+    return epoch.processed, loop.epoch_loop.batch_progress.current.processed if mid_epoch else 0
 
 
 def split_largest(batches: Batches, enough: Callable[[int], bool]) -> Batches:

@@ -73,7 +73,7 @@ class SaveOnException(Callback):
     def on_exception(self, trainer: Trainer, pl_module, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or trainer.global_step == 0 or not trainer.is_global_zero:
             return
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint()  # what save_checkpoint writes, minus its barrier
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)  # save_checkpoint minus its barrier
         trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
         print(f"\nSaved the interrupted run to {self.path}; continue with --run.resume={self.path}", flush=True)
 
