@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tasks.common.errors import InputError
-from tasks.common.training import train
+from tasks.common.training import make_run_folder, train
 from tasks.registry import get_task
 from tiny_tasks import cli_args, tiny
 
@@ -40,3 +40,10 @@ def test_last_checkpoint_every_n_steps_keeps_work_within_an_epoch(tmp_path):
 def test_last_every_n_steps_must_be_positive(tmp_path):
     with pytest.raises(InputError, match="at least 1"):
         train(get_task("forecast"), [f"--run.root={tmp_path}", "--run.last_every_n_steps=0", *QUIET])
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    first = make_run_folder(tmp_path / "music" / "20261202-101500", reuse=False)
+    second = make_run_folder(tmp_path / "music" / "20261202-101500", reuse=False)
+    assert first != second and first.is_dir() and second.is_dir() and second.name == "20261202-101500-2"
+    assert make_run_folder(first, reuse=True) == first  # an explicit --run.name is the user's to reuse

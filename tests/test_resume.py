@@ -3,6 +3,7 @@ resumed with `--run.resume=<run folder>`, ends with the same weights, bit for bi
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -84,16 +85,22 @@ def test_killed_and_resumed_run_ends_with_identical_weights(task, where, uninter
     assert len({p.name.rsplit("-", 1)[1] for p in (run_dir / "wandb").glob("offline-run-*")}) == 1
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "checkpoint .*empty|not a readable PyTorch checkpoint"),
-    (b"PK\x03\x04 truncated", "not a readable PyTorch checkpoint"),
-])
-def test_a_bad_resume_file_is_one_line(content, message, tmp_path, capsys):
+class _RunsCode:
+    def __reduce__(self):
+        return os.system, ("echo this must never run",)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "runs-code"])
+def test_a_bad_resume_file_is_one_line(kind, tmp_path, capsys):
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(content)
+    if kind == "runs-code":
+        torch.save({"state_dict": {}, "loops": {}, "hyper_parameters": _RunsCode()}, bad)
+    else:
+        bad.write_bytes(b"" if kind == "empty" else b"PK\x03\x04 truncated")
     assert main(["train", "music", f"--run.resume={bad}"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(bad) in err, err
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and str(bad) in captured.err, captured.err
+    assert "must never run" not in captured.out
 
 
 def test_resume_refuses_a_missing_path_another_task_and_changed_sizes(tmp_path, capsys):
