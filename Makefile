@@ -15,6 +15,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUITE := $(VENV)/bin/lstm-suite
+# paths are quoted, so they may hold spaces
+ckpt_flag = $(if $(CKPT),--ckpt "$(CKPT)")
+# AUDIO, VIDEO: one path as it is (spaces and all) when it exists, else its words (several files; globs expand)
+paths = set -- "$(1)"; [ -e "$$1" ] || set -- $(1);
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train sample translate transcribe forecast classify test bench clean
@@ -39,19 +43,19 @@ train: venv ## Train TASK (default music) from configs/TASK.yaml; e.g. ARGS="--t
 	$(if $(TORCHRUN),$(VENV)/bin/torchrun $(TORCHRUN) --no-python) $(SUITE) train $(TASK) $(if $(TRAINER),--config configs/trainer/$(TRAINER).yaml) $(ARGS)
 
 sample: venv ## Sample from TASK's newest best checkpoint (or CKPT=path); options in ARGS, see ARGS=--help
-	$(SUITE) sample $(TASK) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
+	$(SUITE) sample $(TASK) $(ckpt_flag) $(ARGS)
 
 translate: venv ## Translate TEXT="..." (or IN=file OUT=file) with CKPT (default: newest best translation run)
-	$(SUITE) translate translation $(if $(CKPT),--ckpt $(CKPT)) $(if $(TEXT),--text "$(TEXT)") $(if $(IN),--in $(IN)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(SUITE) translate translation $(ckpt_flag) $(if $(TEXT),--text "$(TEXT)") $(if $(IN),--in "$(IN)") $(if $(OUT),--out "$(OUT)") $(ARGS)
 
 transcribe: venv ## Transcribe AUDIO=file.wav (several files or a folder) with CKPT (default: newest best speech run)
-	$(SUITE) transcribe speech $(if $(CKPT),--ckpt $(CKPT)) $(AUDIO) $(ARGS)
+	$(call paths,$(AUDIO)) $(SUITE) transcribe speech $(ckpt_flag) "$$@" $(ARGS)
 
 forecast: venv ## Forecast HORIZON=52 steps past the end of the data with CKPT (default: newest best forecast run); CSV in OUT
-	$(SUITE) forecast forecast $(if $(CKPT),--ckpt $(CKPT)) $(if $(HORIZON),--horizon $(HORIZON)) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(SUITE) forecast forecast $(ckpt_flag) $(if $(HORIZON),--horizon $(HORIZON)) $(if $(OUT),--out "$(OUT)") $(ARGS)
 
 classify: venv ## Classify VIDEO=clip.mp4 (several files or a folder) with CKPT (default: newest best video run)
-	$(SUITE) classify video $(if $(CKPT),--ckpt $(CKPT)) $(VIDEO) $(ARGS)
+	$(call paths,$(VIDEO)) $(SUITE) classify video $(ckpt_flag) "$$@" $(ARGS)
 
 test: venv ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q $(ARGS)
@@ -59,6 +63,6 @@ test: venv ## Run the test suite (fast: tiny models, generated data)
 bench: venv ## Run bench/$(BENCH).py (default jsb_pianoroll; or BENCH=translation ARGS="speed ..."): slow, real data
 	$(PY) bench/$(BENCH).py $(ARGS)
 
-clean: ## Remove runs/ and Python caches (keeps .venv and the data cache)
-	rm -rf runs samples .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+clean: ## Remove runs/ (every run: checkpoints, logs, samples), .pytest_cache/ and __pycache__/ folders outside .venv (keeps .venv and the data cache)
+	rm -rf runs .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

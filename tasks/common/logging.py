@@ -5,16 +5,20 @@ import netrc
 import os
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from tasks.common.errors import InputError
+
 
 def logged_in_to_wandb() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None  # what `wandb login` writes
-    except (FileNotFoundError, netrc.NetrcParseError):
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    try:  # what `wandb login` writes (to $NETRC when set)
+        return netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
         return False
 
 
@@ -28,10 +32,20 @@ def resolve_wandb_mode(requested: str) -> str:
     return "online" if logged_in_to_wandb() else "offline"
 
 
+def check_wandb_login(requested: str) -> None:
+    """Online logging without credentials is a one-line error before anything starts (wandb would fail later,
+    in a long traceback)."""
+    if resolve_wandb_mode(requested) == "online" and not logged_in_to_wandb():
+        chosen = f"--run.wandb={requested}" if requested != "auto" else "WANDB_MODE=online"
+        raise InputError(f"{chosen}: not logged in to Weights & Biases (no WANDB_API_KEY, no ~/.netrc entry): "
+                         "run `wandb login` first, or train with --run.wandb=offline (upload later with wandb sync)")
+
+
 def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: Optional[dict] = None,
                 run_id: Optional[str] = None) -> Logger:
     """A WandbLogger writing under run_dir/wandb (continuing the wandb run `run_id` if given), or a CSVLogger
     when wandb is off (csv/version_N: a resumed run adds a version, never overwrites the first's logs)."""
+    check_wandb_login(mode)
     mode = resolve_wandb_mode(mode)
     if mode == "off":
         return CSVLogger(save_dir=str(run_dir), name="csv")

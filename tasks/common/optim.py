@@ -9,6 +9,16 @@ from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.trainer.states import RunningStage
 
+from tasks.common.errors import InputError
+
+
+def check_optimiser_settings(lr: float, weight_decay: float) -> None:
+    """Every model calls this in __init__, so a bad value stops `train` at startup, not after the data is prepared
+    (where torch.optim would raise it as a traceback)."""
+    for name, value in (("lr", lr), ("weight_decay", weight_decay)):
+        if not value >= 0:  # (NaN too)
+            raise InputError(f"--model.{name}={value}: must be at least 0")
+
 
 def adamw_with_plateau(module: LightningModule, lr: float, weight_decay: float, patience: int,
                        loss: str = "val/loss") -> dict:

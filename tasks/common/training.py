@@ -17,7 +17,7 @@ from tasks.common.atomic import save_atomic
 from tasks.common.distributed import RankZeroCheckpointIO
 from tasks.common.errors import InputError
 from tasks.common.launching import launched_as_rank_zero, launcher_topology
-from tasks.common.logging import finish, make_logger, resolve_wandb_mode, wandb_run_dir
+from tasks.common.logging import check_wandb_login, finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.common.resuming import (CONFIG, ResumeState, check_fits, check_training_checkpoint, resume_arguments,
                                    split_resume, wandb_run_id)
 from tasks.registry import Task, config_path
@@ -156,7 +156,8 @@ class SuiteCLI(LightningCLI):
         run: RunOptions = self.config_init["run"]
         if run.last_every_n_steps is not None and run.last_every_n_steps < 1:
             raise InputError(f"--run.last_every_n_steps must be at least 1, got {run.last_every_n_steps}")
-        self.run_dir = Path(run.root) / self.task.name / (run.name or time.strftime("%Y%m%d-%H%M%S"))
+        check_wandb_login(run.wandb)  # before the run folder exists: a refused run leaves nothing behind
+        self.run_dir = Path(run.root).expanduser() / self.task.name / (run.name or time.strftime("%Y%m%d-%H%M%S"))
         if launched_as_rank_zero():  # the other processes write nothing of their own (see RunFolder)
             self.run_dir = make_run_folder(self.run_dir, reuse=run.name is not None)
         name = self.run_dir.name

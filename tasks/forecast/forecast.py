@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tasks.common.arguments import CommandParser, output_file, positive_int, user_path
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.forecast.model import ForecastModel
@@ -17,22 +18,23 @@ from tasks.forecast.series import future_times, load_series, show_time
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="lstm-suite forecast forecast",
         description="Forecast past the end of the data with a trained forecast checkpoint: prints the forecast and "
         "writes it as CSV (time, value) and as a PNG next to the recent history. The checkpoint holds the end of "
         "the series it was trained on; --data forecasts past the end of a newer file with the same columns.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_checkpoint_arguments(p, "forecast")
-    p.add_argument("--horizon", type=int, default=None,
+    p.add_argument("--horizon", type=positive_int, default=None,
                    help="steps to forecast (default: the model's trained horizon); beyond it, forecasts are fed back as inputs")
-    p.add_argument("--data", default=None, help="CSV or Parquet file with the training columns: forecast past its end "
-                   "(default: past the end of the training data, kept in the checkpoint)")
-    p.add_argument("--out", default=None, help="CSV to write (default: <run>/forecast.csv next to the checkpoint's folder)")
-    p.add_argument("--plot", default=None, help="PNG to write (default: the CSV's path with .png; 'none' for no plot)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads: for one window of a small LSTM, more only wait "
-                   "on each other (on a busy machine, 1000x slower)")
+    p.add_argument("--data", type=user_path, default=None, help="CSV or Parquet file with the training columns: "
+                   "forecast past its end (default: past the end of the training data, kept in the checkpoint)")
+    p.add_argument("--out", type=user_path, default=None,
+                   help="CSV to write (default: <run>/forecast.csv next to the checkpoint's folder)")
+    p.add_argument("--plot", type=user_path, default=None,
+                   help="PNG to write (default: the CSV's path with .png; 'none' for no plot)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads: for one window of a small LSTM, "
+                   "more only wait on each other (on a busy machine, 1000x slower)")
     return p
 
 
@@ -59,9 +61,10 @@ def history_of(model: ForecastModel, data: str | None) -> tuple[np.ndarray, pd.I
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.horizon is not None and args.horizon < 1:
-        raise InputError(f"--horizon must be at least 1, got {args.horizon}")
     ckpt = chosen_checkpoint(args, "forecast")
+    out = output_file(args.out or default_out(ckpt), "--out")
+    no_plot = str(args.plot).lower() == "none"
+    plot = None if no_plot else output_file(args.plot or out.with_suffix(".png"), "--plot")
     model = load_model(ForecastModel, ckpt)
     info = model.hparams.series_info
     if info is None:
@@ -69,7 +72,7 @@ def main(argv: list[str]) -> int:
     steps = args.horizon or model.hparams.horizon
     values, times, step, source = history_of(model, args.data)
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     try:
         forecast = model.forecast(steps, values)
     finally:
@@ -81,16 +84,15 @@ def main(argv: list[str]) -> int:
     print(f"  {time_name:<{width}}  {target}")
     for time, value in zip(future, forecast):
         print(f"  {show_time(time):<{width}}  {value:.4f}")
-    out = Path(args.out) if args.out else default_out(ckpt)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow([time_name, target])
         writer.writerows([show_time(t), f"{v:.6f}"] for t, v in zip(future, forecast))
     written = [str(out)]
-    if (args.plot or "").lower() != "none":
+    if plot is not None:
         shown = max(model.hparams.timesteps, 3 * int(info.get("season") or 52))
-        png = forecast_png(Path(args.plot) if args.plot else out.with_suffix(".png"), times[-shown:], values[-shown:, 0],
+        png = forecast_png(plot, times[-shown:], values[-shown:, 0],
                            {f"forecast, {steps} steps": ([times[-1], *future], np.r_[values[-1, 0], forecast])},
                            title=f"{target}: forecast past {show_time(times[-1])}", ylabel=target, split_at=times[-1])
         written.append(str(png))

@@ -12,6 +12,7 @@ from torchmetrics import MeanMetric
 
 from tasks.common.distributed import gather_objects
 from tasks.common.errors import InputError
+from tasks.common.optim import check_optimiser_settings
 from tasks.forecast.baselines import scores
 from tasks.forecast.data import Windows
 from tasks.forecast.network import ForecastNet
@@ -60,6 +61,7 @@ class ForecastModel(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         self.automatic_optimization = False  # see the class docstring
         try:
             self.net = ForecastNet(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,

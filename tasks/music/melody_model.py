@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from core import LSTMDecoder, greedy, prime, sample
-from tasks.common.optim import adamw_with_plateau
+from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 from tasks.music.encoding import MelodyVocab
 
 
@@ -42,6 +42,7 @@ class MelodyModel(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         self.vocab = MelodyVocab(min_pitch, min_pitch + vocab_size - MelodyVocab.SPECIALS - 1)
         self.decoder = LSTMDecoder(
             vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from core import LSTMEncoder
-from tasks.common.optim import adamw_with_plateau
+from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 
 OUTPUTS = ("nade", "bernoulli")
 
@@ -97,6 +97,7 @@ class PianoRollModel(L.LightningModule):
         if output not in OUTPUTS:
             raise ValueError(f"Unsupported output {output!r}: choose one of {', '.join(OUTPUTS)}")
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         self.encoder = LSTMEncoder(input_size=keys, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = NADEHead(hidden_size, keys, nade_hidden) if output == "nade" else BernoulliHead(hidden_size, keys)

@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from tasks.common.arguments import (CommandParser, non_negative_int, output_folder, positive_float, positive_int,
+                                    probability, user_path)
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.music.encoding import STEPS_PER_QUARTER, parse_primer, read_melody, write_midi
@@ -17,23 +19,22 @@ from tasks.music.render import audio_unavailable_reason, melody_roll, piano_roll
 
 
 def common_parser(task: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"lstm-suite sample {task}", description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = CommandParser(prog=f"lstm-suite sample {task}", description=description)
     add_checkpoint_arguments(p, task)
-    p.add_argument("--num", type=int, default=4, help="number of pieces")
+    p.add_argument("--num", type=positive_int, default=4, help="number of pieces")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible samples")
-    p.add_argument("--tempo", type=float, default=100.0, help="tempo of the written MIDI, quarter notes per minute")
-    p.add_argument("--out", default=None, help="output folder (default: <run>/samples/<time>)")
+    p.add_argument("--tempo", type=positive_float, default=100.0, help="tempo of the written MIDI, quarter notes per minute")
+    p.add_argument("--out", type=user_path, default=None, help="output folder (default: <run>/samples/<time>)")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = common_parser("music", "Sample melodies from a trained music checkpoint. Writes one .mid, one piano-roll "
                       ".png and, when fluidsynth is installed, one .wav per melody, and prints what it wrote.")
-    p.add_argument("--length", type=int, default=128, help="events to generate per melody, in 16th notes (128 = 8 bars of 4/4)")
-    p.add_argument("--temperature", type=float, default=1.0, help="<1 plays safer, >1 takes more risks")
-    p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest events (0 = all)")
-    p.add_argument("--top-p", type=float, default=1.0, help="sample only from the smallest set with this probability")
+    p.add_argument("--length", type=positive_int, default=128, help="events to generate per melody, in 16th notes (128 = 8 bars of 4/4)")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="<1 plays safer, >1 takes more risks")
+    p.add_argument("--top-k", type=non_negative_int, default=0, help="sample only among the k likeliest events (0 = all)")
+    p.add_argument("--top-p", type=probability, default=1.0, help="sample only from the smallest set with this probability")
     p.add_argument("--greedy", action="store_true", help="always take the likeliest event (one melody per primer)")
     p.add_argument("--primer", default=None,
                    help="how melodies begin: a MIDI/MusicXML file, or events like '[60, -2, 62, -2]' (pitch, -1 note off, -2 hold)")
@@ -41,11 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def checkpoint_and_folder(args: argparse.Namespace, task: str) -> tuple[Path, Path]:
-    if args.num < 1:
-        raise InputError(f"--num must be at least 1, got {args.num}")
     ckpt = chosen_checkpoint(args, task)
-    out = Path(args.out) if args.out else ckpt.parent.parent / "samples" / time.strftime("%Y%m%d-%H%M%S")
-    return ckpt, out
+    out = args.out or ckpt.parent.parent / "samples" / time.strftime("%Y%m%d-%H%M%S")
+    return ckpt, output_folder(out, "--out")
 
 
 def load_primer(text: str | None) -> list[int]:
@@ -70,11 +69,9 @@ def load_primer(text: str | None) -> list[int]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.length < 1:
-        raise InputError(f"--length must be at least 1, got {args.length}")
     ckpt, out = checkpoint_and_folder(args, "music")
-    model = load_model(MelodyModel, ckpt)
     primer = load_primer(args.primer)
+    model = load_model(MelodyModel, ckpt)
     try:
         melodies = model.generate(args.num, args.length, primer=primer, temperature=args.temperature, top_k=args.top_k,
                                   top_p=args.top_p, seed=args.seed, greedy_decoding=args.greedy)
@@ -108,23 +105,26 @@ def finish(out: Path) -> int:
 DEFAULT_CHORD = [48, 60, 64, 67]  # C major, when no primer is given
 
 
+def parse_chords(text: str) -> list[list[int]]:
+    """'48,60,64,67' (one chord, as the help shows) or JSON: '[48,60,64,67]', '[[48,60],[50,62]]' -> chords."""
+    text = text.strip()
+    chords = json.loads(text if text.startswith("[") else f"[{text}]")
+    return chords if chords and isinstance(chords[0], list) else [chords]
+
+
 def main_pianoroll(argv: list[str]) -> int:
     p = common_parser("music-pianoroll", "Sample polyphonic pieces (one frame per quarter note) from a trained "
                       "music-pianoroll checkpoint. Writes .mid, .png and, with fluidsynth, .wav per piece.")
-    p.add_argument("--frames", type=int, default=64, help="frames (quarter notes) to generate after the primer")
+    p.add_argument("--frames", type=positive_int, default=64, help="frames (quarter notes) to generate after the primer")
     p.add_argument("--primer", default=None, help="first chord(s) as MIDI pitches: '48,60,64,67' or '[[48,60],[50,62]]' "
                    f"(default: C major {DEFAULT_CHORD})")
     args = p.parse_args(argv)
-    if args.frames < 1:
-        raise InputError(f"--frames must be at least 1, got {args.frames}")
     ckpt, out = checkpoint_and_folder(args, "music-pianoroll")
     model = load_model(PianoRollModel, ckpt)
     if args.primer is None:
         print(f"No primer given: starting from a C major chord {DEFAULT_CHORD}")
     try:
-        chords = json.loads(args.primer) if args.primer else DEFAULT_CHORD
-        chords = chords if chords and isinstance(chords[0], list) else [chords]
-        primer = pitches_to_roll(chords, "--primer")
+        primer = pitches_to_roll(parse_chords(args.primer) if args.primer else [DEFAULT_CHORD], "--primer")
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise InputError(f"--primer {args.primer!r}: expected MIDI pitches like '48,60,64,67' ({error})") from None
     out.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,9 @@ def log_mel(samples: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
 
     Normalising per utterance removes loudness and channel differences between corpora.
     """
+    if len(samples) < N_FFT:  # (and the STFT's reflection padding fails below half a window)
+        raise ValueError(f"too short: {len(samples)} samples ({1000 * len(samples) / SAMPLE_RATE:.1f} ms), "
+                         f"under one {N_FFT}-sample ({1000 * N_FFT // SAMPLE_RATE} ms) analysis window")
     with torch.no_grad():
         power = _mel(n_mels)(samples)  # (M, T)
         logs = torch.log(power + LOG_FLOOR)

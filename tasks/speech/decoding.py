@@ -5,6 +5,7 @@ Shapes: B utterances, T frames after subsampling, V labels (0 = blank).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,27 @@ def native_output_silenced():
                 os.close(fd)
 
 
+def check_lexicon(path: str, tokens: list[str]) -> None:
+    """A flashlight lexicon, `word w o r d |` per line, spelled only with the model's tokens (flashlight's own
+    errors name neither the file nor the line)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"lexicon {path}: not UTF-8 text") from None
+    known = set(tokens)
+    for number, line in enumerate(lines, start=1):
+        word, *spelling = line.split() or [""]
+        if not spelling:
+            raise InputError(f"lexicon {path}: line {number}: expected a word and its spelling, like `two t w o |`, "
+                             f"got {line!r}")
+        unknown = sorted(set(spelling) - known)
+        if unknown:
+            raise InputError(f"lexicon {path}: line {number}: {word!r} is spelled with {', '.join(map(repr, unknown))}, "
+                             f"not in the model's alphabet {''.join(tokens[1:])!r}")
+    if not lines:
+        raise InputError(f"lexicon {path}: empty")
+
+
 class BeamDecoder:
     """log-probabilities (B, T, V) and lengths (B,) -> transcripts, with torchaudio's `ctc_decoder`."""
 
@@ -88,12 +110,23 @@ class BeamDecoder:
         tokens = [BLANK_TOKEN] + [WORD_BOUNDARY if c == " " else c for c in vocab.alphabet]
         if WORD_BOUNDARY not in tokens:
             raise InputError("beam search needs a space in the alphabet: it separates words")
+        if options.lexicon:
+            check_lexicon(options.lexicon, tokens)
         self.vocab = vocab
-        with native_output_silenced():  # KenLM prints a progress bar while it reads the LM
-            self.decoder = ctc_decoder(lexicon=options.lexicon, tokens=tokens, lm=options.lm,
-                                       beam_size=options.beam_size, lm_weight=options.lm_weight,
-                                       word_score=options.word_score, blank_token=BLANK_TOKEN,
-                                       sil_token=WORD_BOUNDARY)
+        try:
+            with native_output_silenced():  # KenLM prints a progress bar while it reads the LM
+                self.decoder = ctc_decoder(lexicon=options.lexicon and str(options.lexicon), tokens=tokens,
+                                           lm=options.lm and str(options.lm), beam_size=options.beam_size,
+                                           lm_weight=options.lm_weight, word_score=options.word_score,
+                                           blank_token=BLANK_TOKEN, sil_token=WORD_BOUNDARY)
+        except (RuntimeError, ValueError) as error:  # the lexicon is checked above: what is left is the LM
+            if not (options.lm or options.lexicon):
+                raise
+            reason = " ".join(str(error).split())  # KenLM's run over several lines, after its source position
+            reason = re.sub(r"^.* threw \w+\. ", "", reason)[:200]
+            if options.lm:
+                raise InputError(f"lm {options.lm}: not a readable KenLM model, ARPA or binary ({reason})") from None
+            raise InputError(f"lexicon {options.lexicon}: not a readable lexicon ({reason})") from None
 
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
         emissions = log_probs.detach().float().cpu().contiguous()  # the decoder reads CPU float32

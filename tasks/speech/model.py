@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau
+from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau, check_optimiser_settings
 from tasks.speech.audio import log_mel, read_audio
 from tasks.speech.decoding import BeamDecoder, BeamOptions, beam_search_available
 from tasks.speech.network import CTCAcousticModel, greedy_ctc
@@ -63,6 +63,7 @@ class SpeechModel(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         self.net = CTCAcousticModel(n_mels=n_mels, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
                                     bidirectional=bidirectional, dropout=dropout, subsampling=subsampling)
         self.ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)

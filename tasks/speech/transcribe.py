@@ -5,9 +5,11 @@ import argparse
 import sys
 import time
 
+from tasks.common.arguments import CommandParser, positive_int, user_path
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.common.inputs import expand_inputs
+from tasks.common.parsing import describe_error
 from tasks.speech.audio import SAMPLE_RATE, log_mel, read_audio
 from tasks.speech.model import SpeechModel
 
@@ -15,23 +17,23 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="lstm-suite transcribe speech",
         description="Transcribe audio files (any sample rate or channel count) with a trained speech checkpoint; "
         "folders are searched for .wav, .flac, .ogg and .mp3 files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("audio", nargs="+", help="audio files and/or folders")
+    p.add_argument("audio", nargs="+", type=user_path, help="audio files and/or folders")
     add_checkpoint_arguments(p, "speech")
-    p.add_argument("--batch-size", type=int, default=16, help="files transcribed together")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="files transcribed together")
     p.add_argument("--decoder", choices=("greedy", "beam"),
                    help="greedy CTC, or beam search over the training transcripts' words and their n-gram LM "
                    "(default: the checkpoint's setting)")
-    p.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default: the checkpoint's)")
+    p.add_argument("--beam-size", type=positive_int, help="hypotheses kept per frame (default: the checkpoint's)")
     p.add_argument("--lm-weight", type=float, help="weight of the language model (default: the checkpoint's)")
-    p.add_argument("--lexicon", help="your own flashlight lexicon (`word w o r d |` per line) instead of the "
-                   "checkpoint's words")
-    p.add_argument("--lm", help="your own KenLM model (ARPA or binary) instead of the checkpoint's n-gram LM")
+    p.add_argument("--lexicon", type=user_path, help="your own flashlight lexicon (`word w o r d |` per line) "
+                   "instead of the checkpoint's words")
+    p.add_argument("--lm", type=user_path,
+                   help="your own KenLM model (ARPA or binary) instead of the checkpoint's n-gram LM")
     p.add_argument("--verbose", action="store_true", help="also print timing and the real-time factor")
     return p
 
@@ -53,12 +55,12 @@ def main(argv: list[str]) -> int:
         for path in files[start : start + args.batch_size]:
             try:
                 samples = read_audio(str(path))
+                features.append(log_mel(samples, model.hparams.n_mels))  # refuses a clip shorter than one window
             except Exception as error:  # one bad file must not stop the others
-                print(f"{path}: cannot read audio ({type(error).__name__}: {error})", file=sys.stderr)
+                print(f"{path}: cannot read audio ({describe_error(error)})", file=sys.stderr)
                 failed += 1
                 continue
             batch.append(path)
-            features.append(log_mel(samples, model.hparams.n_mels))
             audio_seconds += len(samples) / SAMPLE_RATE
         texts = model.transcribe_features(features, decoder) if features else []
         compute_seconds += time.perf_counter() - began
@@ -69,4 +71,6 @@ def main(argv: list[str]) -> int:
               f"real-time factor {compute_seconds / audio_seconds:.4f}", file=sys.stderr)
     if failed == len(files):
         raise InputError("no file could be read")
+    if failed:
+        print(f"skipped {failed} of {len(files)} audio files (the reasons are above)", file=sys.stderr)
     return 1 if failed else 0

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 
 from core import DecoderState, LSTMDecoder, LSTMEncoder, Memory, beam_search, greedy
 from tasks.common.distributed import gather_objects
-from tasks.common.optim import adamw_with_plateau
+from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 from tasks.translation.tokenizer import BOS, EOS, PAD, decode, encode, load_tokenizer, save_tokenizer, tokenizer_to_json
 
 
@@ -64,6 +64,7 @@ class TranslationModel(L.LightningModule):
         if hidden_size % 2:
             raise ValueError(f"hidden_size must be even (two encoder directions of hidden_size / 2), got {hidden_size}")
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         self.encoder = LSTMEncoder(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size // 2,
                                    num_layers=num_layers, bidirectional=True, dropout=dropout, padding_idx=PAD)
         self.decoder = LSTMDecoder(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,

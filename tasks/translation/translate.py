@@ -7,24 +7,24 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tasks.common.arguments import CommandParser, output_file, positive_int, user_path
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.translation.model import TranslationModel
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="lstm-suite translate translation",
         description="Translate with a trained translation checkpoint (the tokenizer travels inside it). "
         "Give --text for one sentence, or --in FILE (one sentence per line) and --out FILE.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_checkpoint_arguments(p, "translation")
     p.add_argument("--text", help="a sentence to translate")
-    p.add_argument("--in", dest="infile", help="a UTF-8 file, one sentence per line")
-    p.add_argument("--out", help="where to write the translations of --in (default: print them)")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the model's, 1 = greedy)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--in", dest="infile", type=user_path, help="a UTF-8 file, one sentence per line")
+    p.add_argument("--out", type=user_path, help="where to write the translations of --in (default: print them)")
+    p.add_argument("--beam", type=positive_int, default=None, help="beam size (default: the model's, 1 = greedy)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences decoded together")
     return p
 
 
@@ -47,11 +47,11 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if (args.text is None) == (args.infile is None):
         raise InputError("give exactly one of --text SENTENCE or --in FILE")
-    if args.beam is not None and args.beam < 1:
-        raise InputError(f"--beam must be at least 1, got {args.beam}")
-    lines = [args.text] if args.text is not None else read_lines(Path(args.infile))
+    lines = [args.text] if args.text is not None else read_lines(args.infile)
     if not any(line.strip() for line in lines):
         raise InputError("--text is empty, nothing to translate")
+    if args.out:
+        output_file(args.out, "--out")
     ckpt = chosen_checkpoint(args, "translation")
     model = load_model(TranslationModel, ckpt)
     if model.tokenizer is None:
@@ -64,7 +64,8 @@ def main(argv: list[str]) -> int:
     for i, text in zip(todo, translated):
         outputs[i] = text
     if args.out:
-        Path(args.out).write_text("\n".join(outputs) + "\n", encoding="utf-8")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(outputs) + "\n", encoding="utf-8")
         print(f"Wrote {len(todo)} translations to {args.out}", file=sys.stderr)
     else:
         print("\n".join(outputs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tasks.common.arguments import CommandParser, positive_int, user_path
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.common.inputs import expand_inputs
@@ -13,22 +14,19 @@ from tasks.video.model import VideoModel
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="lstm-suite classify video",
         description="Classify video files with a trained video checkpoint: prints the top classes of each with "
         f"their probabilities. Folders are searched for {', '.join(VIDEO_SUFFIXES)} files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("video", nargs="+", help="video files and/or folders")
+    p.add_argument("video", nargs="+", type=user_path, help="video files and/or folders")
     add_checkpoint_arguments(p, "video")
-    p.add_argument("--top", type=int, default=5, help="classes printed per video")
+    p.add_argument("--top", type=positive_int, default=5, help="classes printed per video")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.top < 1:
-        raise InputError(f"--top {args.top}: must be at least 1")
     files = expand_inputs(args.video, VIDEO_SUFFIXES, "video")
     model = load_model(VideoModel, chosen_checkpoint(args, "video"))
     h, names = model.hparams, model.class_names

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from tasks.common.errors import InputError
-from tasks.common.optim import adamw_with_plateau
+from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 from tasks.video.data import eval_view
 from tasks.video.network import LRCN
 
@@ -76,6 +76,7 @@ class VideoModel(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        check_optimiser_settings(lr, weight_decay)
         if normalize not in ("clip", "dataset"):
             raise ValueError(f"Unsupported normalize {normalize!r}: choose clip or dataset")
         K = len(class_names)
