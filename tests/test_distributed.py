@@ -82,6 +82,8 @@ def train_shard(data, rank: int, epoch: int):
     loader = as_rank(data, rank, epoch).train_dataloader()
     if isinstance(loader.batch_sampler, ShardedBatches):
         loader.batch_sampler.set_epoch(epoch)  # what Lightning does when an epoch starts
+    else:  # forecast: one item per epoch, which counts the epochs itself
+        loader.dataset.epoch = epoch
     return loader, *shard_of(loader)
 
 
