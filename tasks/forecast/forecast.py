@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     ckpt = chosen_checkpoint(args, "forecast")
     out = output_file(args.out or default_out(ckpt), "--out")
-    no_plot = str(args.plot).lower() == "none"
+    no_plot = args.plot is not None and str(args.plot).lower() == "none"
     plot = None if no_plot else output_file(args.plot or out.with_suffix(".png"), "--plot")
     model = load_model(ForecastModel, ckpt)
     info = model.hparams.series_info
