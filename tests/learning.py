@@ -40,10 +40,9 @@ def recorded(result) -> MetricHistory:
     return recorder
 
 
-def assert_beats(score: float, baselines: dict[str, float], margin: float, higher_is_better: bool = False) -> str:
-    """score beats every baseline by at least margin (in the metric's units); returns the numbers, for messages."""
+def assert_beats(score: float, baselines: dict[str, float], margin: float, higher_is_better: bool = False) -> None:
+    """score beats every baseline by at least margin (in the metric's units)."""
     shown = f"model {score:.4g}; " + ", ".join(f"{name} {value:.4g}" for name, value in baselines.items())
     for name, value in baselines.items():
         gain = score - value if higher_is_better else value - score
-        assert gain >= margin, f"does not beat the {name} baseline by {margin}: {shown}"
-    return shown
+        assert gain >= margin, f"does not beat the {name} baseline by {margin:.4g}: {shown}"

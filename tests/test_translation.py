@@ -1,13 +1,19 @@
 """Translation end to end on a small numbers corpus: learning, checkpoint with tokenizer, decoding, CLI."""
+import math
+from collections import Counter
+
+import sacrebleu
 import torch
 import pytest
 
 from core import beam_search, greedy
+from learning import RECORD, assert_beats, recorded
 from tasks.cli import main
 from tasks.common.checkpoints import load_model
 from tasks.common.training import train
 from tasks.registry import get_task
 from tasks.translation.model import TranslationModel
+from tasks.translation.numbers import number_pair
 from tasks.translation.tokenizer import BOS, EOS, encode, load_tokenizer
 from wandb_records import history
 
@@ -21,17 +27,33 @@ SMALL = ["--data.numbers_train=3000", "--data.numbers_val=100", "--data.numbers_
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("translation")
     return train(get_task("translation"), [*SMALL, f"--data.cache_dir={root / 'cache'}", f"--run.root={root / 'runs'}",
-                                          "--run.name=tiny", "--run.wandb=offline", "--trainer.max_epochs=6"])
+                                          "--run.name=tiny", "--run.wandb=offline", "--trainer.max_epochs=6", RECORD])
+
+
+def translation_free_bleu(data) -> dict[str, float]:
+    """Test BLEU of answers that translate nothing: the English source copied, and the most frequent training
+    target for every sentence."""
+    sources, references = map(list, zip(*data.pairs["test"]))
+    most_frequent = Counter(target for _, target in data.pairs["train"]).most_common(1)[0][0]
+    return {"copy the source": sacrebleu.corpus_bleu(sources, [references]).score,
+            "most frequent target": sacrebleu.corpus_bleu([most_frequent] * len(references), [references]).score}
 
 
 def test_tiny_run_learns(trained):
-    rows = history(trained.wandb_dir)
-    losses = [float(r["train/loss"]) for r in rows if "train/loss" in r]
-    assert losses[-1] < 0.4 * losses[0], (losses[0], losses[-1])
-    bleu = [float(r["val/bleu"]) for r in rows if "val/bleu" in r]
-    assert bleu[-1] > bleu[0] and trained.metrics["test/bleu"] > 10  # far from perfect, far from nothing
-    keys = {k for r in rows for k in r}
-    assert {"test/bleu", "test/chrf", "val/chrf", "val/translations/_type", "val/attention/_type"} <= keys, keys
+    record = recorded(trained)
+    # measured 100 (every test number right) against 0.2 and 0
+    assert_beats(record.test["test/bleu"], translation_free_bleu(trained.trainer.datamodule), margin=50,
+                 higher_is_better=True)
+    losses = [epoch["train/loss"] for epoch in record.train]
+    assert losses[-1] < 0.4 * math.log(300), losses  # from guessing among 300 subwords to well below
+    bleu = [epoch["val/bleu"] for epoch in record.val]
+    assert bleu[-1] > bleu[0], bleu
+
+
+def test_wandb_offline_run_holds_the_metrics(trained):
+    keys = {k for r in history(trained.wandb_dir) for k in r}
+    assert {"train/loss", "val/bleu", "test/bleu", "test/chrf", "val/chrf", "val/translations/_type",
+            "val/attention/_type"} <= keys, keys
 
 
 def test_checkpoint_carries_the_tokenizer(trained):
@@ -61,17 +83,22 @@ def test_beam_of_one_is_greedy_on_the_trained_model(trained):
     assert torch.all(wide.scores >= g.scores - 1e-4)  # a wider beam never finds a less likely translation
 
 
+def french(number: int) -> str:
+    return number_pair(number, "en", "fr")[1]
+
+
 def test_translate_text_and_files(trained, tmp_path, capsys):
     ckpt = str(trained.best_checkpoint)
+    model = load_model(TranslationModel, trained.best_checkpoint)
     assert main(["translate", "translation", "--ckpt", ckpt, "--text", "twenty-one"]) == 0
-    assert capsys.readouterr().out.strip()  # some French came out
+    printed = capsys.readouterr().out.strip()
+    assert printed == model.translate(["twenty-one"])[0] == french(21)  # the model's beam, and right (test BLEU 100)
     source = tmp_path / "in.en"
     source.write_text("one\n\nforty-two\nseven hundred\n", encoding="utf-8")
     assert main(["translate", "translation", "--ckpt", ckpt, "--in", str(source), "--out", str(tmp_path / "out.fr"),
                  "--beam", "2"]) == 0
     lines = (tmp_path / "out.fr").read_text(encoding="utf-8").split("\n")
-    assert len(lines) == 5 and lines[1] == "" and all(lines[i] for i in (0, 2, 3))  # line n is line n's translation
-    model = load_model(TranslationModel, trained.best_checkpoint)
+    assert lines == [french(1), "", french(42), french(700), ""]  # line n is line n's translation
     assert model.translate(["one", "forty-two", "seven hundred"], beam_size=2) == [lines[0], lines[2], lines[3]]
 
 
