@@ -243,7 +243,7 @@ def test_two_torchrun_nodes_train_together_without_a_shared_folder(tmp_path):
         assert len(mine) == len(theirs) and not set(flat(mine)) & set(flat(theirs))
 
 
-@pytest.mark.parametrize("failing", [0, 1])
+@pytest.mark.parametrize("failing", [0])  # rank 0 failing is the case that hung; rank 1 failing: measured to end too
 def test_a_failing_rank_ends_the_run_instead_of_hanging_it(failing, tmp_path):
     settings = tiny("forecast", tmp_path / "data")
     port = free_port()
