@@ -73,13 +73,13 @@ def test_too_few_examples_for_the_processes_is_a_clear_error():
 
 # ---- every task's data module as rank 0 and rank 1 of 2 ----
 
-def as_rank(data, rank: int, epoch: int = 0):
-    data.trainer = SimpleNamespace(global_rank=rank, world_size=2, current_epoch=epoch)
+def as_rank(data, rank: int):
+    data.trainer = SimpleNamespace(global_rank=rank, world_size=2)  # no fit_loop: loaders start at epoch 0
     return data
 
 
 def train_shard(data, rank: int, epoch: int):
-    loader = as_rank(data, rank, epoch).train_dataloader()
+    loader = as_rank(data, rank).train_dataloader()
     if isinstance(loader.batch_sampler, ShardedBatches):
         loader.batch_sampler.set_epoch(epoch)  # what Lightning does when an epoch starts
     else:  # forecast: one item per epoch, which counts the epochs itself

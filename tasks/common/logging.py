@@ -45,8 +45,7 @@ def make_logger(mode: str, run_dir: Path, project: str, run_name: str, config: O
                 run_id: Optional[str] = None) -> Logger:
     """A WandbLogger writing under run_dir/wandb (continuing the wandb run `run_id` if given), or a CSVLogger
     when wandb is off (csv/version_N: a resumed run adds a version, never overwrites the first's logs)."""
-    check_wandb_login(mode)
-    mode = resolve_wandb_mode(mode)
+    mode = resolve_wandb_mode(mode)  # (training checked the login first: check_wandb_login)
     if mode == "off":
         return CSVLogger(save_dir=str(run_dir), name="csv")
     os.environ["WANDB_MODE"] = mode  # makes the mode binding for wandb's own login checks: no prompt
