@@ -15,13 +15,14 @@ import pytest
 import soundfile
 
 from music_fixtures import write_melody_folder
-from tasks.common.atomic import build_folder_atomic, save_atomic, write_atomic
+from tasks.common.atomic import build_folder_atomic, building_once, save_atomic, write_atomic
 
 
 def litter(folder) -> list[str]:
-    """Temporary files and folders of writers (hidden, or named *.tmp or *.partial) left anywhere under `folder`."""
+    """Temporary files and folders of writers (hidden, or named *.tmp or *.partial) left anywhere under `folder`;
+    the build lock is meant to stay."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.name.startswith(".") or p.suffix in (".tmp", ".partial"))
+                  if (p.name.startswith(".") and p.name != ".build.lock") or p.suffix in (".tmp", ".partial"))
 
 
 # ---- the helpers ----
@@ -124,23 +125,49 @@ def test_a_second_finished_build_keeps_the_first_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["corpus"]
 
 
+def _hold_the_build_lock(folder, holding) -> None:
+    with building_once(folder):
+        holding.set()
+        time.sleep(120)
+
+
+def test_a_waiting_builder_says_so_and_a_killed_builder_frees_the_lock(tmp_path, capfd):
+    context = multiprocessing.get_context("fork")
+    holding = context.Event()
+    holder = context.Process(target=_hold_the_build_lock, args=(tmp_path / "cache", holding))
+    holder.start()
+    assert holding.wait(timeout=30)
+    threading.Timer(1.0, holder.kill).start()  # a builder killed mid-build (SIGKILL: no cleanup of its own)
+    started = time.monotonic()
+    with building_once(tmp_path / "cache"):
+        waited = time.monotonic() - started
+    holder.join()
+    assert 0.5 < waited < 30  # it waited for the holder, and not past the holder's death
+    assert "waiting for another process that is building the cache in" in capfd.readouterr().err
+
+
 # ---- two processes preparing the same cold cache ----
 
-def _prepare(kind: str, settings: dict, barrier) -> None:
+def _prepare(kind: str, settings: dict, barrier, writes=None) -> int:
     """Build the cache at the same moment as the other process, then load it; nothing may be skipped.
+    Returns how many files or folders this process put in place (renames and links) -> `writes` if given.
 
     The first os.replace of each process waits half a second, the way a slow (network) file system would
-    between writing a file and renaming it, so the two writers' steps interleave on every run.
+    between writing a file and renaming it, so without the build lock the two writers' steps would interleave.
     """
-    real_replace, waited = os.replace, []
+    real = {name: getattr(os, name) for name in ("replace", "rename", "link")}
+    count = []
 
-    def slow_replace(src, dst, **kwargs):
-        if not waited:
-            waited.append(True)
-            time.sleep(0.5)
-        real_replace(src, dst, **kwargs)
+    def counted(name):
+        def write(src, dst, **kwargs):
+            if name == "replace" and not any(n == "replace" for n in count):
+                time.sleep(0.5)
+            count.append(name)
+            real[name](src, dst, **kwargs)
+        return write
 
-    os.replace = slow_replace
+    for name in real:
+        setattr(os, name, counted(name))
     try:
         data = _data_module(kind, settings)
         barrier.wait(timeout=120)
@@ -149,9 +176,13 @@ def _prepare(kind: str, settings: dict, barrier) -> None:
             data.prepare_data()
             data.setup()
     finally:
-        os.replace = real_replace
+        for name, function in real.items():
+            setattr(os, name, function)
     skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
     assert not skipped, skipped  # the inputs are all good: a file that failed was read half-written
+    if writes is not None:
+        writes.put(len(count))
+    return len(count)
 
 
 def _data_module(kind: str, settings: dict):
@@ -186,16 +217,19 @@ def snapshot(folder, unstable: tuple[str, ...] = ()) -> list[tuple[str, str]]:
 
 
 def build_twice_at_once(kind: str, settings: dict, cache, unstable: tuple[str, ...] = ()) -> None:
-    """This process and a spawned one build `cache` at once; both must succeed and build what one builds alone."""
+    """This process and a spawned one build `cache` at once: both must succeed, one of them must build it while the
+    other waits and writes nothing, and the result must be what one process builds alone."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(2)
-    other = context.Process(target=_prepare, args=(kind, settings, barrier))
+    barrier, writes = context.Barrier(2), context.Queue()
+    other = context.Process(target=_prepare, args=(kind, settings, barrier, writes))
     other.start()
     try:
-        _prepare(kind, settings, barrier)
+        ours = _prepare(kind, settings, barrier)
+        theirs = writes.get(timeout=120)
     finally:
         other.join(timeout=120)
     assert other.exitcode == 0  # the other writer failed: its traceback is above
+    assert sorted([ours, theirs])[0] == 0 < sorted([ours, theirs])[1], (ours, theirs)  # built once, not twice
     together = snapshot(cache, unstable)
     assert together and litter(cache) == []
     shutil.move(cache, cache.with_name("together"))

@@ -8,15 +8,20 @@ leaves only its own hidden `.<name>.*` litter behind, never a truncated final fi
 
 Private names are made with O_EXCL / mkdir rather than tempfile.mkstemp / mkdtemp: those create 0600 / 0700
 entries, and a renamed cache would then lose the permissions (umask) every other cache file gets.
-Imports nothing heavy: decoding worker processes use it.
+Atomic writes make two builders safe; `building_once` makes them cheap: the second waits for the first and
+then finds the cache built. Imports nothing heavy: decoding worker processes use it.
 """
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
 import secrets
 import shutil
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 
 def _private_name(final: Path, kind: str) -> Path:
@@ -90,3 +95,37 @@ def build_folder_atomic(final: str | Path, build: Callable[[Path], None]) -> Pat
         shutil.rmtree(private, ignore_errors=True)
         raise
     return final
+
+
+@contextmanager
+def building_once(cache_dir: str | Path) -> Iterator[Path]:
+    """Hold the build lock of `cache_dir` (created if missing): one process at a time, on any machine sharing the
+    folder, checks and builds the cache; the others wait here and then find it built, instead of building it too.
+
+    A POSIX record lock (lockf), which NFS carries between machines and the kernel drops when its holder dies, so a
+    killed builder never leaves the cache locked. Yields the expanded folder.
+    """
+    folder = Path(cache_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_file = folder / ".build.lock"
+    with open(lock_file, "a") as handle:  # lockf needs a file open for writing; "a" never truncates another's
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # busy: say why this run seems to hang, then wait for the lock
+            print(f"waiting for another process that is building the cache in {folder} (lock: {lock_file.name})",
+                  file=sys.stderr, flush=True)
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def builds_cache_once(prepare_data: Callable) -> Callable:
+    """For a LightningDataModule.prepare_data that builds the cache in `self.hparams.cache_dir`: runs it under that
+    folder's build lock, so two runs starting on a cold cache (or two nodes sharing a home) build it once."""
+    @functools.wraps(prepare_data)
+    def locked(self) -> None:
+        with building_once(self.hparams.cache_dir):
+            prepare_data(self)
+    return locked

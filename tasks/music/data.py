@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.common.atomic import write_atomic
+from tasks.common.atomic import builds_cache_once, write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import describe_failures, parse_files
@@ -141,6 +141,7 @@ class MelodyDataModule(L.LightningDataModule):
         stamp = [CACHE_VERSION, STEPS_PER_QUARTER] + [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
         return Path(self.hparams.cache_dir).expanduser() / f"melodies-{stamp_digest(stamp)}.json"
 
+    @builds_cache_once
     def prepare_data(self) -> None:
         paths, what = self._sources()
         cache = self.cache_path(paths)

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.common.atomic import save_atomic, write_atomic
+from tasks.common.atomic import builds_cache_once, save_atomic, write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
@@ -324,6 +324,7 @@ class SpeechDataModule(L.LightningDataModule):
                 hf_manifest(h.hf_name, h.hf_config, self._split_names()[split], path)
         return manifests
 
+    @builds_cache_once
     def prepare_data(self) -> None:
         h = self.hparams
         manifests = self._write_manifests()

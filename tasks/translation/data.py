@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.common.atomic import write_atomic
+from tasks.common.atomic import builds_cache_once, write_atomic
 from tasks.common.batching import bucketed_loader
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
@@ -175,6 +175,7 @@ class TranslationDataModule(L.LightningDataModule):
             return read_disk(h.path, h.src_lang, h.tgt_lang)
         return read_hub(h.hf_name, h.hf_config, h.src_lang, h.tgt_lang)
 
+    @builds_cache_once
     def prepare_data(self) -> None:
         folder = self.cache_folder()
         corpus_file, tokenizer_file = folder / "pairs.json", self._tokenizer_file(folder)

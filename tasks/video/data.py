@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.atomic import builds_cache_once
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
 from tasks.common.parsing import parse_files
@@ -220,6 +221,7 @@ class VideoDataModule(L.LightningDataModule):
 
     # ---- building the cache ----
 
+    @builds_cache_once
     def prepare_data(self) -> None:
         h = self.hparams
         if h.root is None:
