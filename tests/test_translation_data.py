@@ -294,7 +294,7 @@ def test_cache_is_reused(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     TranslationDataModule(**SMALL, cache_dir=str(cache)).prepare_data()
     files = {p: p.stat().st_mtime_ns for p in sorted(cache.rglob("*"))}
-    assert [p.name for p in files if p.is_file()] == ["pairs.json", "tokenizer-bpe-300.json"]
+    assert [p.name for p in files if p.is_file()] == [".build.lock", "pairs.json", "tokenizer-bpe-300.json"]
     again = TranslationDataModule(**SMALL, cache_dir=str(cache))
     monkeypatch.setattr(TranslationDataModule, "_read_corpus", lambda self: pytest.fail("corpus read again"))
     with monkeypatch.context() as patch:
