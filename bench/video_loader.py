@@ -19,7 +19,7 @@ from functools import partial
 
 import torch
 
-from tasks.common.parsing import parse_files
+from tasks.common.workers import run_on_files
 from tasks.common.training import SuiteCLI
 from tasks.registry import get_task
 from tasks.video.decode import cache_clip
@@ -30,7 +30,7 @@ def decode_rate(paths: list[str], data, workers: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         decode = partial(cache_clip, folder=folder, frames=h.cache_frames, height=h.height, width=h.width)
         start = time.perf_counter()
-        results, _ = parse_files(decode, paths, desc=f"Decoding {len(paths)} clips (cold, {workers or 'all'} workers)",
+        results, _ = run_on_files(decode, paths, desc=f"Decoding {len(paths)} clips (cold, {workers or 'all'} workers)",
                                  workers=workers)
         return len(results) / (time.perf_counter() - start)
 

@@ -11,7 +11,7 @@ import torch
 
 from tasks.common.arguments import user_path
 from tasks.common.errors import InputError
-from tasks.common.parsing import describe_error
+from tasks.common.errors import describe_error
 
 M = TypeVar("M", bound=L.LightningModule)
 STARTS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format, a pickle (protocol 2+)

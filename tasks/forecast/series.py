@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.common.errors import InputError
+from tasks.common.errors import InputError, plural
 
 MISSING = ("interpolate", "drop", "error")
 SCALINGS = ("standard", "minmax")
@@ -127,10 +127,6 @@ def show_time(time) -> str:
     if isinstance(time, pd.Timestamp) and time == time.normalize():
         return time.strftime("%Y-%m-%d")
     return str(time)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def regular_times(frame: pd.DataFrame, column: str, name: str, notes: list[str]):

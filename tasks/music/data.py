@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.common.atomic import builds_cache_once, write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.common.parsing import describe_failures, parse_files
+from tasks.common.workers import describe_failures, run_on_files
 from tasks.common.sharding import plain_loader
 from tasks.music.encoding import STEPS_PER_QUARTER, MelodyVocab, read_melody
 
@@ -147,7 +147,7 @@ class MelodyDataModule(L.LightningDataModule):
         cache = self.cache_path(paths)
         if cache.exists():
             return
-        melodies, failures = parse_files(read_melody, paths, desc=f"Parsing {what}", workers=self.hparams.parse_workers)
+        melodies, failures = run_on_files(read_melody, paths, desc=f"Parsing {what}", workers=self.hparams.parse_workers)
         empty = [p for p, events in melodies.items() if not events]
         failures.update({p: "no notes" for p in empty})
         melodies = {p: events for p, events in melodies.items() if events}

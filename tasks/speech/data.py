@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.atomic import builds_cache_once, save_atomic, write_atomic
 from tasks.common.caching import stamp_digest
-from tasks.common.errors import InputError
-from tasks.common.parsing import parse_files
+from tasks.common.errors import InputError, plural
+from tasks.common.workers import run_on_files
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
 from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
 from tasks.speech.lm import write_arpa, write_lexicon, written_whole
@@ -92,7 +92,7 @@ def extract_features(rows: list[ManifestRow], n_mels: int, workers: int, what: s
     """
     spoken = [row for row in rows if row.text.strip()]
     paths = list(dict.fromkeys(row.audio for row in spoken))  # a file listed twice is read once
-    results, failures = parse_files(partial(file_features, n_mels=n_mels), paths, desc=f"Features of {what}",
+    results, failures = run_on_files(partial(file_features, n_mels=n_mels), paths, desc=f"Features of {what}",
                                     workers=workers)
     features = torch.empty(sum(len(f) for f, _ in results.values()), n_mels, dtype=torch.float16)
     place, start = {}, 0
@@ -115,10 +115,6 @@ def extract_features(rows: list[ManifestRow], n_mels: int, workers: int, what: s
         "empty": len(rows) - len(spoken),
         "unreadable": [[row.audio, failures[row.audio]] for row in spoken if row.audio in failures],
     }
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class SpeechDataModule(L.LightningDataModule):

@@ -227,5 +227,5 @@ def _run(jobs: list[Job], workers: int) -> list[float]:
     desc = f"Synthesizing {len(jobs)} utterances with espeak-ng (once, then cached)"
     if workers <= 1:
         return [speak(job) for job in tqdm(jobs, desc=desc, unit="utt")]
-    with get_context("spawn").Pool(workers) as pool:  # spawn, like tasks.common.parsing: no forked torch threads
+    with get_context("spawn").Pool(workers) as pool:  # spawn, like tasks.common.workers: no forked torch threads
         return list(tqdm(pool.imap(speak, jobs, chunksize=16), total=len(jobs), desc=desc, unit="utt"))

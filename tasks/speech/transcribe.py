@@ -9,7 +9,7 @@ from tasks.common.arguments import CommandParser, positive_int, user_path
 from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint, load_model
 from tasks.common.errors import InputError
 from tasks.common.inputs import expand_inputs
-from tasks.common.parsing import describe_error
+from tasks.common.errors import describe_error
 from tasks.speech.audio import SAMPLE_RATE, log_mel, read_audio
 from tasks.speech.model import SpeechModel
 

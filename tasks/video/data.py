@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.common.atomic import builds_cache_once
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.common.parsing import parse_files
+from tasks.common.workers import run_on_files
 from tasks.common.sharding import plain_loader
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
 from tasks.video.decode import cache_clip, cache_folder, cached
@@ -236,7 +236,7 @@ class VideoDataModule(L.LightningDataModule):
         if not todo:
             return
         decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width)
-        _, failures = parse_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
+        _, failures = run_on_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
                                   workers=h.prepare_workers)
         unmarked = {path: reason for path, reason in failures.items() if not cached(folder, path)[1].exists()}
         if unmarked:  # unreadable clips are marked .bad by cache_clip; these failed for another reason

@@ -15,7 +15,7 @@ import numpy as np
 
 from tasks.common.atomic import save_atomic, write_atomic
 from tasks.common.caching import stamp_digest
-from tasks.common.parsing import describe_error
+from tasks.common.errors import describe_error
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
@@ -87,7 +87,7 @@ def cached(folder: Path, path: str | Path) -> tuple[Path, Path]:
 
 
 def cache_clip(path: str, *, folder: str, frames: int, height: int, width: int) -> int:
-    """Decode one clip into its cache entry (for parse_files) -> its frame count. Raises if it cannot.
+    """Decode one clip into its cache entry (for run_on_files) -> its frame count. Raises if it cannot.
 
     A clip that fails to decode gets its .bad entry, except on an OSError or MemoryError (a full disk, a network
     file system hiccup): that says nothing about the clip, so it is raised unrecorded and tried again next run.

@@ -269,6 +269,6 @@ def _run(jobs: list[Job], workers: int) -> None:
         for job in tqdm(jobs, desc=desc, unit="clip"):
             _render(job)
         return
-    with get_context("spawn").Pool(workers) as pool:  # spawn, like tasks.common.parsing: no forked torch threads
+    with get_context("spawn").Pool(workers) as pool:  # spawn, like tasks.common.workers: no forked torch threads
         for _ in tqdm(pool.imap_unordered(_render, jobs, chunksize=8), total=len(jobs), desc=desc, unit="clip"):
             pass

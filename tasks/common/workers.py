@@ -1,4 +1,4 @@
-"""Parse a list of files in worker processes with a progress bar; failures are counted, not raised."""
+"""Run one function on many files in worker processes, with a progress bar; a file that fails is counted, not raised."""
 from __future__ import annotations
 
 import os
@@ -7,12 +7,9 @@ from typing import Callable, Iterable, TypeVar
 
 from tqdm import tqdm
 
+from tasks.common.errors import describe_error
+
 T = TypeVar("T")
-
-
-def describe_error(error: BaseException) -> str:
-    """One short line: the exception's type and the first line of its message."""
-    return f"{type(error).__name__}: {error}".splitlines()[0][:200]
 
 
 def _call(args):
@@ -23,7 +20,7 @@ def _call(args):
         return path, None, describe_error(error)
 
 
-def parse_files(fn: Callable[[str], T], paths: Iterable[str], desc: str, workers: int = 0) -> tuple[dict[str, T], dict[str, str]]:
+def run_on_files(fn: Callable[[str], T], paths: Iterable[str], desc: str, workers: int = 0) -> tuple[dict[str, T], dict[str, str]]:
     """Run fn on every path -> ({path: result}, {path: reason it failed}). workers 0 = one per core."""
     paths = list(paths)
     workers = min(workers or os.cpu_count() or 1, max(1, len(paths)))
