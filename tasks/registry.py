@@ -1,13 +1,8 @@
 """The task table: every application of the suite, by name. Plain imports, no registries by decorator."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
-
-import lightning as L
-
 from tasks.common.errors import InputError
+from tasks.common.task import Task
 from tasks.forecast import forecast
 from tasks.forecast.data import ForecastDataModule
 from tasks.forecast.model import ForecastModel
@@ -25,20 +20,6 @@ from tasks.translation.model import TranslationModel
 from tasks.video import classify as video_classify
 from tasks.video.data import VideoDataModule
 from tasks.video.model import VideoModel
-
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    summary: str
-    model: type[L.LightningModule]
-    data: type[L.LightningDataModule]
-    links: tuple[tuple[str, str], ...] = ()  # (data attribute, model argument), set once data exists
-    commands: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)  # besides `train`
-    after_training: tuple[str, ...] = ()  # hints printed after training; {task} and {ckpt} are filled
-
 
 TASKS: dict[str, Task] = {
     task.name: task
@@ -109,10 +90,3 @@ def get_task(name: str) -> Task:
         raise InputError(f"unknown task {name!r}: choose one of {', '.join(TASKS)}")
     return TASKS[name]
 
-
-def config_path(task: Task) -> Path:
-    """configs/<task>.yaml of the source tree, or of the current folder when installed elsewhere."""
-    for folder in (REPO_CONFIGS, Path.cwd() / "configs"):
-        if (folder / f"{task.name}.yaml").is_file():
-            return folder / f"{task.name}.yaml"
-    raise InputError(f"no configs/{task.name}.yaml next to the package or in {Path.cwd()}")

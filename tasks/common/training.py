@@ -20,7 +20,7 @@ from tasks.common.launching import launched_as_rank_zero, launcher_topology
 from tasks.common.logging import check_wandb_login, finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.common.resuming import (CONFIG, ResumeState, check_fits, check_training_checkpoint, resume_arguments,
                                    split_resume, wandb_run_id)
-from tasks.registry import Task, config_path
+from tasks.common.task import Task, config_path
 
 
 @dataclass
@@ -127,7 +127,7 @@ class RunFolder(Callback):
 
 
 class SuiteCLI(LightningCLI):
-    """LightningCLI for one task: its YAML as defaults, links from data to model, our run folder."""
+    """LightningCLI for one task: its YAML as defaults, links between data and model, our run folder."""
 
     def __init__(self, task: Task, args: list[str]):
         self.task = task
@@ -151,6 +151,8 @@ class SuiteCLI(LightningCLI):
         parser.add_class_arguments(RunOptions, "run")
         for source, target in self.task.links:
             parser.link_arguments(source, target, apply_on="instantiate")
+        for source, target in self.task.parse_links:
+            parser.link_arguments(source, target, apply_on="parse")
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         run: RunOptions = self.config_init["run"]
