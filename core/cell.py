@@ -1,7 +1,8 @@
-"""The LSTM written literally from the equations in shared/seed/lstm.md.
+"""The LSTM written literally from its equations: Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.
+2000, in the notation of Olah, "Understanding LSTM Networks" (2015).
 
 This is the readable reference, not what trains: training uses the fused ``torch.nn.LSTM``.
-``tests/test_cell.py`` loads the same weights into both and checks that outputs and gradients agree.
+``tests/test_core.py`` loads the same weights into both and checks that outputs and gradients agree.
 
     f_t  = sigmoid(W_f · [h_{t-1}, x_t] + b_f)      forget gate
     i_t  = sigmoid(W_i · [h_{t-1}, x_t] + b_i)      input gate

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from core.attention import Attention, Memory
+from core.init import initialise_lstm
 
 
 class DecoderState(NamedTuple):
@@ -42,6 +43,7 @@ class LSTMDecoder(nn.Module):
         input_feeding: bool = False,
         tie_embeddings: bool = False,
         padding_idx: int = 0,
+        init: str = "torch",
     ):
         super().__init__()
         embedding_dim = embedding_dim or hidden_size
@@ -57,6 +59,7 @@ class LSTMDecoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
         )
+        initialise_lstm(self.lstm, init)  # "torch" or "keras" (core/init.py)
         self.attention: Optional[Attention] = None
         if attention is not None:
             self.attention = Attention(attention, hidden_size, memory_size or hidden_size)

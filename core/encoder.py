@@ -1,4 +1,4 @@
-"""LSTM encoder over token or continuous-feature sequences, packed by length."""
+"""LSTM encoder over token or continuous-feature sequences, packed by length; also a step-by-step generator."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -6,6 +6,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from core.init import initialise_lstm
 
 State = tuple[Tensor, Tensor]  # (h, c), each (L*D, B, H)
 
@@ -24,6 +26,13 @@ class LSTMEncoder(nn.Module):
     sequence's last real step. A caller that needs only the outputs passes ``need_state=False``: the padded batch
     then runs through the fused kernels as it is, which is exact for outputs and 3-5x faster on CPU, where
     PyTorch runs packed sequences one step at a time.
+
+    A left-to-right encoder is also a generator over continuous frames (piano rolls, recursive forecasts): `step`
+    feeds one frame and carries the state. LSTMDecoder is the generator over tokens; it embeds tokens and predicts
+    a vocabulary, where these tasks feed vectors and put their own head on top.
+
+    dropout: between layers and on the inputs; input_dropout overrides the latter (0 for raw values of a series,
+    where dropping one corrupts the signal instead of regularising). init: "torch" or "keras" (core/init.py).
     """
 
     def __init__(
@@ -36,7 +45,9 @@ class LSTMEncoder(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        input_dropout: Optional[float] = None,
         padding_idx: int = 0,
+        init: str = "torch",
     ):
         super().__init__()
         if (vocab_size is None) == (input_size is None):
@@ -47,7 +58,7 @@ class LSTMEncoder(nn.Module):
             input_size = embedding_dim
         else:
             self.embedding = None
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = nn.Dropout(dropout if input_dropout is None else input_dropout)
         self.lstm = nn.LSTM(
             input_size,
             hidden_size,
@@ -56,6 +67,7 @@ class LSTMEncoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
         )
+        initialise_lstm(self.lstm, init)
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
     def forward(self, inputs: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None, *,
@@ -75,6 +87,24 @@ class LSTMEncoder(nn.Module):
             packed_out, state = self.lstm(packed, state)
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
         return EncoderOutput(outputs, lengths, state)
+
+    def step(self, inputs: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
+        """One timestep, inputs (B,) tokens or (B, F) features, continuing `state` (from forward over a prefix, or
+        the last step) -> (output (B, H), new state). Only left to right: a backward direction needs the future."""
+        if self.lstm.bidirectional:
+            raise ValueError("a bidirectional encoder cannot step: its backward direction reads the whole sequence")
+        out = self.forward(inputs[:, None], state=state)
+        return out.outputs[:, 0], out.state
+
+    def bridge(self, state: State) -> State:
+        """The final state (h, c), each (L*D, B, H), in the layout of a decoder with D*H units per layer: each
+        (L, B, D*H), a layer's directions side by side, so an encoder's last state can start a decoder."""
+        L, D = self.lstm.num_layers, 2 if self.lstm.bidirectional else 1
+
+        def join(x: Tensor) -> Tensor:
+            return x.view(L, D, x.shape[1], -1).transpose(1, 2).reshape(L, x.shape[1], -1)
+
+        return join(state[0]), join(state[1])
 
     def _padded_outputs(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Outputs (B, T, D*H) of right-padded x (B, T, F), exactly as packing gives them.

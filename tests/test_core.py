@@ -55,7 +55,7 @@ def test_reference_cell_matches_fused_lstm_outputs_and_gradients(bidirectional):
                 torch.testing.assert_close(linear.bias.grad, b_hh.grad[rows], rtol=1e-4, atol=1e-6)
 
 
-def test_reference_cell_is_the_seed_equations():
+def test_reference_cell_is_the_written_equations():
     torch.manual_seed(1)
     ref = ReferenceLSTM(3, 2)
     cell = ref.cells[0]
@@ -112,6 +112,58 @@ def test_encoder_needs_exactly_one_input_kind():
         LSTMEncoder(hidden_size=4)
     features = LSTMEncoder(input_size=3, hidden_size=4)
     assert features(torch.randn(2, 5, 3)).outputs.shape == (2, 5, 4)
+
+
+def test_encoder_steps_as_a_generator_exactly_as_it_runs_forward():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(input_size=3, hidden_size=4, num_layers=2, dropout=0.3).eval()
+    frames = torch.randn(2, 6, 3)
+    full = enc(frames)
+    prefix = enc(frames[:, :2])
+    state, outputs = prefix.state, [prefix.outputs]
+    for t in range(2, 6):
+        output, state = enc.step(frames[:, t], state)
+        outputs.append(output[:, None])
+    torch.testing.assert_close(torch.cat(outputs, 1), full.outputs)
+    torch.testing.assert_close(state, full.state)
+    with pytest.raises(ValueError, match="cannot step"):
+        LSTMEncoder(input_size=3, hidden_size=4, bidirectional=True).step(frames[:, 0])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_bridge_puts_each_layers_final_states_side_by_side(bidirectional):
+    torch.manual_seed(0)
+    enc = LSTMEncoder(vocab_size=9, hidden_size=4, num_layers=2, bidirectional=bidirectional).eval()
+    tokens, lengths = torch.randint(1, 9, (3, 5)), torch.tensor([5, 2, 4])
+    out = enc(tokens, lengths)
+    h, c = enc.bridge(out.state)
+    assert h.shape == c.shape == (2, 3, enc.output_size)
+    for b, length in enumerate(lengths.tolist()):  # the top layer's final h is in the outputs
+        torch.testing.assert_close(h[-1, b, :4], out.outputs[b, length - 1, :4])  # forwards: the last real step
+        if bidirectional:
+            torch.testing.assert_close(h[-1, b, 4:], out.outputs[b, 0, 4:])  # backwards: ends at the first
+    torch.testing.assert_close(c[0, :, :4], out.state[1][0])  # layer 0, forward direction
+
+
+def test_keras_init_orthogonal_recurrence_and_a_forget_bias_of_one():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(input_size=3, hidden_size=4, num_layers=2, init="keras")
+    dec = LSTMDecoder(vocab_size=7, hidden_size=4, init="keras")
+    for lstm in (enc.lstm, dec.lstm):
+        for gate in lstm.weight_hh_l0.split(4):
+            torch.testing.assert_close(gate @ gate.T, torch.eye(4))
+        assert lstm.bias_ih_l0.tolist() == [0.0] * 4 + [1.0] * 4 + [0.0] * 8  # input, forget, cell, output
+        assert not lstm.bias_hh_l0.any()
+    default = LSTMEncoder(input_size=3, hidden_size=4)
+    bound = 4 ** -0.5  # torch's uniform(-1/sqrt(H), 1/sqrt(H)), left as it was
+    assert default.lstm.bias_ih_l0.abs().max() <= bound and default.lstm.bias_ih_l0.abs().min() > 0
+    with pytest.raises(ValueError, match="Unsupported init"):
+        LSTMEncoder(input_size=3, hidden_size=4, init="glorot")
+
+
+def test_input_dropout_can_differ_from_the_dropout_between_layers():
+    enc = LSTMEncoder(input_size=3, hidden_size=4, num_layers=2, dropout=0.5, input_dropout=0.0).train()
+    assert enc.input_dropout.p == 0.0 and enc.lstm.dropout == 0.5
 
 
 def make_memory(B=3, S=5, M=6, seed=0):

@@ -15,27 +15,6 @@ from core.encoder import LSTMEncoder
 STRATEGIES = ("direct", "recursive")
 
 
-def initialise(lstm: nn.LSTM, head: nn.Linear) -> None:
-    """Keras' defaults, which learn this task faster than torch's uniform ones: Glorot-uniform input weights,
-    orthogonal recurrent weights per gate, zero biases but a forget-gate bias of 1 (Jozefowicz et al. 2015),
-    so that the cell remembers from the first step. torch's gate order is input, forget, cell, output."""
-    H = lstm.hidden_size
-    for name, weight in lstm.named_parameters():
-        if name.startswith("weight_ih"):
-            for gate in weight.data.split(H):  # Keras draws one (input, 4H) kernel; per gate is within a hair
-                nn.init.xavier_uniform_(gate)
-        elif name.startswith("weight_hh"):
-            for gate in weight.data.split(H):
-                nn.init.orthogonal_(gate)
-        elif name.startswith("bias_ih"):
-            nn.init.zeros_(weight)
-            weight.data[H : 2 * H] = 1.0
-        else:  # bias_hh: torch adds it to bias_ih; Keras has one bias
-            nn.init.zeros_(weight)
-    nn.init.xavier_uniform_(head.weight)
-    nn.init.zeros_(head.bias)
-
-
 class ForecastNet(nn.Module):
     """Window (B, T, C) -> the next H target values (B, H), all in the scaled space.
 
@@ -59,23 +38,27 @@ class ForecastNet(nn.Module):
             raise ValueError(f"the recursive strategy feeds each prediction back as the next input, so the target must "
                              f"be the only input (input_size 1, got {input_size}): drop the extra features or use direct")
         self.horizon, self.strategy, self.relative = horizon, strategy, relative
-        self.encoder = LSTMEncoder(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
-        self.encoder.input_dropout = nn.Identity()  # dropping raw values of a series would corrupt it, not regularise
+        # Keras' initialisation learns this task faster than torch's; dropping raw values of a series would corrupt
+        # it, not regularise, so no dropout on the inputs.
+        self.encoder = LSTMEncoder(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                                   input_dropout=0.0, init="keras")
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon if strategy == "direct" else 1)
-        initialise(self.encoder.lstm, self.head)
+        nn.init.xavier_uniform_(self.head.weight)  # Keras' Dense defaults, like the LSTM's
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, inputs: Tensor, steps: int | None = None) -> Tensor:
         """inputs (B, T, C) scaled -> (B, steps) scaled targets; steps is H unless a recursive net is asked for more."""
         anchor = inputs[:, -1:, :] if self.relative else torch.zeros_like(inputs[:, -1:, :])  # (B, 1, C)
-        state = self.encoder(inputs - anchor).state  # (h, c), each (L, B, D)
+        encoded = self.encoder(inputs - anchor)
+        last, state = encoded.outputs[:, -1], encoded.state  # (B, D): the top layer after the window's last step
         if self.strategy == "direct":
-            out = self.head(self.dropout(state[0][-1]))  # (B, H)
+            out = self.head(self.dropout(last))  # (B, H)
         else:
             outs = []
             for k in range(steps or self.horizon):  # O(1) per step: the LSTM continues from its state
-                outs.append(self.head(self.dropout(state[0][-1])))  # (B, 1)
+                outs.append(self.head(self.dropout(last)))  # (B, 1)
                 if k + 1 < (steps or self.horizon):
-                    state = self.encoder(outs[-1].unsqueeze(1), state=state).state  # feed (B, 1, 1) back
+                    last, state = self.encoder.step(outs[-1], state)  # the prediction (B, 1) is the next input
             out = torch.cat(outs, dim=1)  # (B, steps)
         return out + anchor[:, 0, :1]

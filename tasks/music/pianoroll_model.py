@@ -145,8 +145,7 @@ class PianoRollModel(L.LightningModule):
         for _ in range(frames):
             frame = self.head.sample(cond, generator)  # (num, D)
             generated.append(frame)
-            out = self.encoder(frame[:, None], state=state)
-            state, cond = out.state, out.outputs[:, -1]
+            cond, state = self.encoder.step(frame, state)
         self.train(was_training)
         rolls = torch.cat([prefix, torch.stack(generated, 1)], dim=1)
         return [r.cpu().numpy().astype(np.uint8) for r in rolls]

@@ -78,14 +78,9 @@ class TranslationModel(L.LightningModule):
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) -> memory over the source, and the decoder's first state from the encoder's last."""
         out = self.encoder(src, src_lengths)
-        L, B = self.hparams.num_layers, src.shape[0]
-
-        def join_directions(x: Tensor) -> Tensor:  # (L*2, B, H/2) -> (L, B, H)
-            return x.view(L, 2, B, -1).transpose(1, 2).reshape(L, B, -1)
-
-        h, c = out.state
-        feed = h.new_zeros(B, self.hparams.hidden_size) if self.hparams.input_feeding else None
-        return Memory.from_lengths(out.outputs, src_lengths), DecoderState(join_directions(h), join_directions(c), feed)
+        h, c = self.encoder.bridge(out.state)  # (L, B, H): both directions' final states, side by side
+        feed = h.new_zeros(src.shape[0], self.hparams.hidden_size) if self.hparams.input_feeding else None
+        return Memory.from_lengths(out.outputs, src_lengths), DecoderState(h, c, feed)
 
     def forward(self, batch):
         memory, state = self.encode(batch.src, batch.src_lengths)
