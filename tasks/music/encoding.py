@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from tasks.music.render import write_notes_midi
+
 NOTE_OFF, NO_EVENT = -1, -2
 STEPS_PER_QUARTER = 4  # 16th-note resolution
 
@@ -141,24 +143,4 @@ def notes_of(events: Sequence[int], steps_per_quarter: int = STEPS_PER_QUARTER) 
 
 def write_midi(events: Sequence[int], path: str | Path, tempo_bpm: float = 100.0, program: int = 0) -> Path:
     """Write events as a one-track MIDI file."""
-    import mido
-
-    ticks_per_quarter = 480
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
-    track.append(mido.Message("program_change", program=program, time=0))
-    messages = []
-    for start, end, pitch in notes_of(events):
-        messages.append((round(start * ticks_per_quarter), 1, pitch))  # note on
-        messages.append((round(end * ticks_per_quarter), 0, pitch))  # offs sort before ons at a tick
-    now = 0
-    for tick, on, pitch in sorted(messages):
-        kind = "note_on" if on else "note_off"
-        track.append(mido.Message(kind, note=pitch, velocity=80 if on else 0, time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=ticks_per_quarter))
-    midi = mido.MidiFile(ticks_per_beat=ticks_per_quarter)
-    midi.tracks.append(track)
-    path = Path(path)
-    midi.save(str(path))
-    return path
+    return write_notes_midi(notes_of(events), path, tempo_bpm, program)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.errors import InputError
 from tasks.common.sharding import plain_loader
+from tasks.music.render import write_notes_midi
 
 KEYS, LOWEST_PITCH = 88, 21  # piano keys A0..C8
 SPLITS = {"train": ("traindata", "train"), "val": ("validdata", "valid"), "test": ("testdata", "test")}
@@ -80,20 +81,7 @@ def roll_to_events(roll: np.ndarray) -> list[tuple[int, int, int]]:
 
 def write_roll_midi(roll: np.ndarray, path: str | Path, tempo_bpm: float = 80.0) -> Path:
     """One frame per quarter note, as in the JSB split."""
-    import mido
-
-    ticks = 480
-    messages = [(s * ticks, 1, p) for s, _, p in roll_to_events(roll)] + [(e * ticks, 0, p) for _, e, p in roll_to_events(roll)]
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0)])
-    now = 0
-    for tick, on, pitch in sorted(messages):
-        track.append(mido.Message("note_on" if on else "note_off", note=pitch, velocity=70 if on else 0, time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=ticks))
-    midi = mido.MidiFile(ticks_per_beat=ticks)
-    midi.tracks.append(track)
-    midi.save(str(path))
-    return Path(path)
+    return write_notes_midi(roll_to_events(roll), path, tempo_bpm, velocity=70)
 
 
 class RollDataset(Dataset):

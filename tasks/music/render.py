@@ -1,15 +1,41 @@
-"""Make melodies visible and audible: piano-roll PNGs, and WAVs through fluidsynth when it is installed."""
+"""Make music files, visible and audible: MIDI, piano-roll PNGs, and WAVs through fluidsynth when it is installed."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2")
+
+
+def write_notes_midi(notes: Iterable[tuple[float, float, int]], path: str | Path, tempo_bpm: float,
+                     program: int = 0, velocity: int = 80) -> Path:
+    """(start, end, pitch) notes, times in quarter notes -> a one-track MIDI file with that tempo and GM program."""
+    import mido
+
+    ticks_per_quarter = 480
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(mido.Message("program_change", program=program, time=0))
+    messages = []
+    for start, end, pitch in notes:
+        messages.append((round(start * ticks_per_quarter), 1, pitch))  # note on
+        messages.append((round(end * ticks_per_quarter), 0, pitch))  # offs sort before ons at a tick
+    now = 0
+    for tick, on, pitch in sorted(messages):
+        kind = "note_on" if on else "note_off"
+        track.append(mido.Message(kind, note=pitch, velocity=velocity if on else 0, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=ticks_per_quarter))
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_quarter)
+    midi.tracks.append(track)
+    path = Path(path)
+    midi.save(str(path))
+    return path
 
 
 def piano_roll_png(roll: np.ndarray, path: str | Path, title: str = "", lowest_pitch: int = 0, steps_per_quarter: int = 4) -> Path:
