@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from typing import Iterable, Union
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 
 from tasks.common.errors import InputError
+from tasks.common.subwords import KINDS as SUBWORD_KINDS
+from tasks.common.subwords import train_subword_model
 
 BLANK = 0
 DEFAULT_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
-SUBWORD_KINDS = ("bpe", "unigram")
 WORD_START = "▁"  # Metaspace writes spaces as this mark, so subwords decode back to the exact text
 
 
@@ -98,21 +99,10 @@ def train_subwords(texts: Iterable[str], kind: str, vocab_size: int, alphabet: s
     if vocab_size < 1 + len(letters):
         raise InputError(f"vocab_size {vocab_size} is too small for the {len(letters)} characters of the alphabet "
                          f"plus the blank: use at least {1 + len(letters)}")
-    if kind == "bpe":
-        tokenizer = Tokenizer(models.BPE())
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<blank>"], initial_alphabet=letters,
-                                      limit_alphabet=len(letters), show_progress=False)
-    elif kind == "unigram":
-        tokenizer = Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<blank>"], initial_alphabet=letters,
-                                          show_progress=False)
-    else:
+    if kind not in SUBWORD_KINDS:
         raise InputError(f"vocab {kind!r}: choose char, {' or '.join(SUBWORD_KINDS)}")
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator(texts, trainer)
-    if tokenizer.token_to_id("<blank>") != BLANK:
-        raise RuntimeError(f"the blank got id {tokenizer.token_to_id('<blank>')}, expected {BLANK}")
+    tokenizer = train_subword_model(texts, kind, vocab_size, ["<blank>"], alphabet=letters,
+                                    limit_alphabet=len(letters) if kind == "bpe" else None)
     return SubwordVocab(tokenizer, kind)
 
 
