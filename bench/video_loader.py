@@ -19,8 +19,8 @@ from functools import partial
 
 import torch
 
-from tasks.common.workers import run_on_files
 from tasks.common.training import SuiteCLI
+from tasks.common.workers import run_on_files
 from tasks.registry import get_task
 from tasks.video.decode import cache_clip
 

@@ -16,6 +16,7 @@ from tasks.common.optim import check_optimiser_settings
 from tasks.forecast.baselines import scores
 from tasks.forecast.data import Windows
 from tasks.forecast.network import ForecastNet
+from tasks.forecast.series import Scaler
 
 HISTORY_SEASONS = 3  # the checkpoint keeps this many seasons of the series' end (or the window, if longer)
 
@@ -85,9 +86,9 @@ class ForecastModel(L.LightningModule):
             self.on_fit_start()
 
     def unscale(self, scaled: Tensor) -> Tensor:
-        """Target values from the scaled space back to the original scale (float64)."""
+        """Target values from the scaled space back to the original scale (float64), by the checkpoint's scaler."""
         info = self.hparams.series_info
-        return scaled.double() * info["scale"][0] + info["offset"][0]
+        return Scaler(np.asarray(info["offset"]), np.asarray(info["scale"])).inverse_target(scaled.double())
 
     # ---- training and evaluation ----
 

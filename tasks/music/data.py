@@ -7,7 +7,6 @@ import zlib
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
@@ -16,8 +15,9 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.common.atomic import builds_cache_once, write_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.common.workers import describe_failures, run_on_files
 from tasks.common.sharding import plain_loader
+from tasks.common.splits import SplitDataModule
+from tasks.common.workers import describe_failures, run_on_files
 from tasks.music.encoding import STEPS_PER_QUARTER, MelodyVocab, read_melody
 
 SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn"}  # music21's Bach folder also holds 20 .rntxt analyses
@@ -87,7 +87,7 @@ def collate_tokens(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tenso
     return pad_sequence(batch, batch_first=True, padding_value=MelodyVocab.PAD), lengths
 
 
-class MelodyDataModule(L.LightningDataModule):
+class MelodyDataModule(SplitDataModule):
     """Monophonic melodies as 16th-note events.
 
     Args:
@@ -182,17 +182,8 @@ class MelodyDataModule(L.LightningDataModule):
         counts = ", ".join(f"{k} {len(v)} pieces / {sum(map(len, v))} events" for k, v in splits.items())
         rank_zero_info(f"{what}: {counts}")
 
-    def _loader(self, split: str) -> DataLoader:
+    def split_loader(self, split: str) -> DataLoader:
         train = split == "train"
         dataset = MelodyDataset(self.splits[split], self.vocab, self.hparams.max_len, train, self.hparams.transpose if train else 0)
         return plain_loader(dataset, self.trainer, train=train, batch_size=self.hparams.batch_size, seed=self.hparams.seed,
                             collate_fn=collate_tokens, num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

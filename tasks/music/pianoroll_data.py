@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -15,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tasks.common.errors import InputError
 from tasks.common.sharding import plain_loader
+from tasks.common.splits import SplitDataModule
 from tasks.music.render import write_notes_midi
 
 KEYS, LOWEST_PITCH = 88, 21  # piano keys A0..C8
@@ -108,7 +108,7 @@ def collate_rolls(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     return pad_sequence(batch, batch_first=True), torch.tensor([len(r) for r in batch])
 
 
-class PianoRollDataModule(L.LightningDataModule):
+class PianoRollDataModule(SplitDataModule):
     """The JSB Chorales piano-roll split, from a .mat or .json file the user brings.
 
     Args:
@@ -136,17 +136,8 @@ class PianoRollDataModule(L.LightningDataModule):
         counts = ", ".join(f"{k} {len(v)} pieces / {sum(len(r) for r in v)} frames" for k, v in self.rolls.items())
         rank_zero_info(f"{self.hparams.path}: {counts}")
 
-    def _loader(self, split: str) -> DataLoader:
+    def split_loader(self, split: str) -> DataLoader:
         train = split == "train"
         return plain_loader(RollDataset(self.rolls[split], self.hparams.transpose if train else 0), self.trainer,
                             train=train, batch_size=self.hparams.batch_size, seed=self.hparams.seed,
                             collate_fn=collate_rolls, num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Literal, NamedTuple, Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
@@ -18,6 +17,7 @@ from tasks.common.atomic import builds_cache_once, write_atomic
 from tasks.common.batching import bucketed_loader
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
+from tasks.common.splits import SplitDataModule
 from tasks.translation.corpus import SPLITS, Pairs, drop_empty, read_disk, read_folder, read_hub
 from tasks.translation.numbers import check_language, numbers_corpus
 from tasks.translation.tokenizer import BOS, EOS, PAD, encode_batch, load_tokenizer, save_tokenizer, train_tokenizer
@@ -63,7 +63,7 @@ def collate_pairs(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
     )
 
 
-class TranslationDataModule(L.LightningDataModule):
+class TranslationDataModule(SplitDataModule):
     """Sentence pairs -> subword Batches: numbers in words offline by default, or a real parallel corpus.
 
     Args:
@@ -234,19 +234,10 @@ class TranslationDataModule(L.LightningDataModule):
                 raise InputError(f"{self.describe()}: no training pair has at most max_len={limit} subwords on each side")
         return PairDataset([src_ids[i] for i in positions], [tgt_ids[i] for i in positions], positions)
 
-    def _loader(self, split: str) -> DataLoader:
+    def split_loader(self, split: str) -> DataLoader:
         if split == "test" and not self.pairs["test"]:
             raise InputError(f"{self.describe()} has no test split")
         h = self.hparams
         return bucketed_loader(self.datasets[split], collate_pairs, self.trainer, batch_size=h.batch_size,
                                batch_tokens=h.batch_tokens, shuffle=split == "train", seed=h.seed,
                                num_workers=h.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

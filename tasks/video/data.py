@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -20,8 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.common.atomic import builds_cache_once
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.common.workers import run_on_files
 from tasks.common.sharding import plain_loader
+from tasks.common.splits import SplitDataModule
+from tasks.common.workers import run_on_files
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
 from tasks.video.decode import cache_clip, cache_folder, cached
 from tasks.video.render import CLASSES as SYNTH_CLASSES
@@ -91,7 +91,7 @@ def collate_clips(items: list[tuple[torch.Tensor, int, int]]) -> Batch:
     return Batch(torch.stack(frames), torch.tensor(labels), torch.tensor(positions))
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(SplitDataModule):
     """Video files in class folders -> Batches of sampled, cropped frames: synthetic motion clips by default.
 
     Args:
@@ -311,7 +311,7 @@ class VideoDataModule(L.LightningDataModule):
     def _flip(self) -> bool:
         return self.hparams.root is not None if self.hparams.flip is None else self.hparams.flip
 
-    def _loader(self, split: str) -> DataLoader:
+    def split_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             hint = {"val": " (raise val_fraction)", "test": " (raise test_fraction, or give split files)"}.get(split, "")
             raise InputError(f"{self.describe()}: no {split} clips{hint}")
@@ -319,12 +319,3 @@ class VideoDataModule(L.LightningDataModule):
         return plain_loader(self.datasets[split], self.trainer, train=split == "train", batch_size=h.batch_size,
                             seed=h.seed, collate_fn=collate_clips, num_workers=h.num_workers,
                             pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
