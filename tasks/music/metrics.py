@@ -17,7 +17,8 @@ def pitch_range(events: Sequence[int]) -> int:
 
 
 def in_key_share(events: Sequence[int]) -> float:
-    """Share of notes whose pitch class is in the melody's own key (Krumhansl-Schmuckler estimate)."""
+    """Share of notes whose pitch class is in the melody's own key (music21's default key analysis: the Krumhansl-Schmuckler
+    correlation with the Aarden-Essen key profiles)."""
     from music21 import note, stream
 
     pitches = pitches_of(events)
