@@ -57,6 +57,7 @@ TASKS: dict[str, Task] = {
             model=SpeechModel,
             data=SpeechDataModule,
             links=(("data.vocab_size", "model.vocab_size"), ("data.n_mels", "model.n_mels")),
+            parse_links=(("model.subsampling", "data.subsampling"),),
             commands={"transcribe": transcribe.main},
             after_training=("make transcribe CKPT={ckpt} AUDIO=clip.wav",),
         ),

@@ -13,9 +13,13 @@ import torch
 import torchaudio
 
 from tasks.common.errors import InputError
+from tasks.common.training import SuiteCLI
+from tasks.registry import get_task
 from tasks.speech.audio import SAMPLE_RATE, SpecAugment, log_mel, read_audio, warp_frequencies
 from tasks.speech.corpus import export_hf_split, read_manifest
-from tasks.speech.data import SpeechDataModule, ctc_frames_needed
+from tasks.speech.data import SpeechDataModule
+from tasks.speech.dataset import ctc_frames_needed
+from tasks.speech.network import CTCAcousticModel, subsampled_length
 from tasks.speech.synth import TEST_VOICES, normalize_text, split_sentences, synthesize_corpus
 from tasks.speech.vocab import CharVocab, load_vocab, train_subwords
 
@@ -278,7 +282,7 @@ def test_subword_vocab_in_the_data_module(corpus, tmp_path):
 def test_bad_utterances_are_skipped_with_counts(corpus, tmp_path, recwarn):
     audio = corpus["audio"]
     (audio / "broken.wav").write_bytes(b"RIFF\x00\x00 not a wave file at all")
-    soundfile.write(audio / "short.wav", babble(0.2, 16000, seed=9), 16000)  # 21 frames // 4 = 5 < 9 labels
+    soundfile.write(audio / "short.wav", babble(0.2, 16000, seed=9), 16000)  # 21 frames, 5 once stacked < 9 labels
     soundfile.write(audio / "long.wav", babble(1.0, 16000, seed=9), 16000)
     rows = corpus["rows"][:8] + [
         {"audio_filepath": "audio/broken.wav", "text": "turn on"},
@@ -299,8 +303,44 @@ def test_bad_utterances_are_skipped_with_counts(corpus, tmp_path, recwarn):
     assert "broken.wav: " in message and "1 empty transcript," in message
     outside = re.search(r"2 with characters outside the alphabet \(([^;]*); set --data.alphabet\)", message)
     assert outside and sorted(outside.group(1).split(", ")) == ["'-'", "'2'", "'é'"]
-    assert "1 shorter than their transcript (fewer frames // 4 than CTC labels)" in message
+    assert "1 shorter than their transcript (fewer frames after stack subsampling than CTC needs for their labels)" in message
     assert ctc_frames_needed([5, 5, 6]) == 4
+
+
+@pytest.mark.parametrize("kind", ["stack", "conv"])
+def test_subsampled_length_is_what_the_network_gives_ctc(kind):
+    """The data module skips clips by subsampled_length: it must be the frames the model really outputs."""
+    model = CTCAcousticModel(n_mels=16, vocab_size=5, hidden_size=8, num_layers=1, subsampling=kind).eval()
+    with torch.no_grad():
+        for frames in range(1, 41):
+            expected = subsampled_length(frames, kind)
+            try:
+                out = model.subsample(torch.randn(1, frames, 16), torch.tensor([frames]))[0].shape[1]
+            except RuntimeError:  # conv: under 7 frames is smaller than its kernels
+                out = 0
+            assert out == max(expected, 0), frames
+            if expected >= 1:
+                log_probs, lengths = model(torch.randn(1, frames, 16), torch.tensor([frames]))
+                assert log_probs.shape[1] == lengths.item() == expected, frames
+        _, lengths = model.subsample(torch.randn(40, 40, 16), torch.arange(1, 41))  # padded together
+    assert all(n == subsampled_length(frames, kind) for frames, n in zip(range(1, 41), lengths.tolist()) if n >= 1)
+
+
+def test_clips_too_short_for_the_models_subsampling_are_skipped(corpus, tmp_path, recwarn):
+    """21 frames: 5 after stack, 4 after conv; "jazz" needs 5 (4 labels and a blank between the z's)."""
+    soundfile.write(corpus["audio"] / "short.wav", babble(0.2, 16000, seed=9), 16000)
+    write_rows(corpus["train"], corpus["rows"][:8] + [{"audio_filepath": "audio/short.wav", "text": "jazz"}])
+    kept = {kind: [u.text for u in manifest_data(corpus, tmp_path, subsampling=kind).utterances["train"]]
+            for kind in ("stack", "conv")}
+    assert "jazz" in kept["stack"] and kept["conv"] == [t for t in kept["stack"] if t != "jazz"]
+    assert [str(w.message).split(": ", 1)[1] for w in recwarn if "skipped" in str(w.message)] == [
+        "1 shorter than their transcript (fewer frames after conv subsampling than CTC needs for their labels)"]
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+def test_the_model_subsampling_reaches_the_data_module(tmp_path):
+    cli = SuiteCLI(get_task("speech"), ["--model.subsampling=conv", "--run.wandb=off", f"--run.root={tmp_path}"])
+    assert cli.datamodule.hparams.subsampling == cli.model.hparams.subsampling == "conv"
 
 
 def test_broken_manifests_are_input_errors(corpus, tmp_path):
@@ -343,7 +383,7 @@ def test_synthesized_corpus_holds_out_test_voices(tmp_path, monkeypatch):
     assert [len(data.utterances[s]) for s in ("train", "val", "test")] == [12, 4, 4]  # nothing skipped
     assert {u.speaker for u in data.utterances["test"]} == test_voices
     again = SpeechDataModule(synth_train=12, synth_val=4, synth_test=4, cache_dir=str(tmp_path / "cache"))
-    monkeypatch.setattr("tasks.speech.data.synthesize_corpus", lambda *a, **k: pytest.fail("synthesized again"))
+    monkeypatch.setattr("tasks.speech.sources.synthesize_corpus", lambda *a, **k: pytest.fail("synthesized again"))
     monkeypatch.setattr("tasks.speech.data.extract_features", lambda *a, **k: pytest.fail("features again"))
     again.prepare_data()
     again.setup()

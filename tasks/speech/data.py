@@ -1,123 +1,38 @@
-"""Speech data: utterances -> log-mel features and CTC label ids, in batches of similar length.
+"""Speech data: utterances -> log-mel features and CTC label ids, in batches of similar length (dataset.py).
 
-Shapes: B batch, T feature frames (10 ms each, padded with 0), M mel bands, L labels (padded with the blank, 0).
-Features are computed once in prepare_data and cached as float16 per split; checks happen there and in
-setup, so a bad file is skipped with a count before training rather than crashing an epoch.
+prepare_data writes the chosen corpus out as manifests (sources.py), caches their features once (features.py)
+and builds the subword vocabulary or the beam search's lexicon and LM (lm.py). setup only reads that cache and
+skips unusable utterances with a count, so a bad file shows before training rather than crashing an epoch.
 """
 from __future__ import annotations
 
 from collections import Counter
-from functools import partial
 from pathlib import Path
-from typing import Literal, NamedTuple, Optional
+from typing import Literal, Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from tasks.common.atomic import builds_cache_once, save_atomic, write_atomic
+from tasks.common.batching import bucketed_loader
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError, plural
-from tasks.common.workers import run_on_files
-from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment, file_features
-from tasks.speech.corpus import ManifestRow, Utterance, hf_manifest, librispeech_manifest, read_manifest
-from tasks.speech.lm import write_arpa, write_lexicon, written_whole
-from tasks.speech.synth import CORPUS_VERSION, TEST_VOICES, TRAIN_VOICES, synthesize_corpus
-from tasks.speech.vocab import (BLANK, DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
+from tasks.common.splits import SplitDataModule
+from tasks.speech import sources
+from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment
+from tasks.speech.corpus import Utterance, read_manifest
+from tasks.speech.dataset import SpeechDataset, collate_utterances, ctc_frames_needed
+from tasks.speech.features import extract_features, features_folder
+from tasks.speech.lm import write_beam_files, written_whole
+from tasks.speech.network import SUBSAMPLINGS, subsampled_length
+from tasks.speech.vocab import (DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
-from tasks.common.batching import bucketed_loader
 
-CACHE_VERSION = 1  # bump when reading audio or features change, so old caches are not reused
-SPLITS = ("train", "val", "test")
-CORPORA = ("synth", "manifest", "librispeech", "hf")
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP
 
 
-class Batch(NamedTuple):
-    features: torch.Tensor  # (B, T, M) float32: normalised log-mel, padded with 0
-    feature_lengths: torch.Tensor  # (B,) long: real frames in features
-    targets: torch.Tensor  # (B, L) long: label ids, padded with the blank (0, never a real label)
-    target_lengths: torch.Tensor  # (B,) long: real labels in targets
-    index: torch.Tensor  # (B,) long: position of each utterance in data.utterances[split]
-
-
-class SpeechDataset(Dataset):
-    """One split's cached features with their labels; item i -> (features (T, M) float32, labels (L,) long, i).
-
-    `augment` (SpecAugment, for training) is drawn anew on every access.
-    """
-
-    def __init__(self, features: torch.Tensor, spans: list[tuple[int, int]], labels: list[list[int]],
-                 augment: Optional[torch.nn.Module] = None):
-        self.features, self.spans, self.labels, self.augment = features, spans, labels, augment
-
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        start, end = self.spans[i]
-        features = self.features[start:end].float()  # (T, M)
-        if self.augment is not None:
-            features = self.augment(features)
-        return features, torch.tensor(self.labels[i], dtype=torch.long), i
-
-    def lengths(self) -> list[tuple[int, int]]:
-        """Frames of every item, as the (length, length) pairs length_buckets takes."""
-        return [(end - start, end - start) for start, end in self.spans]
-
-
-def collate_utterances(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
-    features, labels, positions = zip(*items)
-    return Batch(
-        features=pad_sequence(features, batch_first=True, padding_value=0.0),
-        feature_lengths=torch.tensor([len(f) for f in features]),
-        targets=pad_sequence(labels, batch_first=True, padding_value=BLANK),
-        target_lengths=torch.tensor([len(t) for t in labels]),
-        index=torch.tensor(positions),
-    )
-
-
-def ctc_frames_needed(labels: list[int]) -> int:
-    """CTC needs a frame per label, plus a blank between two equal neighbours."""
-    return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
-
-
-def extract_features(rows: list[ManifestRow], n_mels: int, workers: int, what: str) -> dict:
-    """Features of the rows with a transcript, in parallel -> the content of a split's cache file.
-
-    One float16 tensor (frames of all utterances, M) with each utterance's start and length, so the file
-    loads memory-mapped. Unreadable audio is recorded (path, reason) and left out.
-    """
-    spoken = [row for row in rows if row.text.strip()]
-    paths = list(dict.fromkeys(row.audio for row in spoken))  # a file listed twice is read once
-    results, failures = run_on_files(partial(file_features, n_mels=n_mels), paths, desc=f"Features of {what}",
-                                    workers=workers)
-    features = torch.empty(sum(len(f) for f, _ in results.values()), n_mels, dtype=torch.float16)
-    place, start = {}, 0
-    for path in paths:  # copied in and dropped one by one, so a big corpus is held in memory only once
-        if path in results:
-            frames, seconds = results.pop(path)
-            features[start : start + len(frames)] = torch.from_numpy(frames)
-            place[path] = (start, len(frames), seconds)
-            start += len(frames)
-    kept = [row for row in spoken if row.audio in place]
-    return {
-        "features": features,
-        "starts": torch.tensor([place[row.audio][0] for row in kept], dtype=torch.long),
-        "frames": torch.tensor([place[row.audio][1] for row in kept], dtype=torch.long),
-        "seconds": torch.tensor([place[row.audio][2] for row in kept], dtype=torch.float64),
-        "audio": [row.audio for row in kept],
-        "text": [row.text for row in kept],
-        "speaker": [row.speaker for row in kept],
-        "total": len(rows),
-        "empty": len(rows) - len(spoken),
-        "unreadable": [[row.audio, failures[row.audio]] for row in spoken if row.audio in failures],
-    }
-
-
-class SpeechDataModule(L.LightningDataModule):
+class SpeechDataModule(SplitDataModule):
     """Utterances -> Batches of log-mel features and CTC labels: synthesized speech offline by default, or real speech.
 
     Args:
@@ -151,8 +66,8 @@ class SpeechDataModule(L.LightningDataModule):
             1 +- freq_warp (VTLP: formants move as between speakers); 0 = off.
         lm_order: the word n-gram language model built from the training transcripts for beam search (with a
             lexicon of their words); 0 = lexicon only. Char vocabularies only.
-        time_reduction: the model's time reduction (4 for its subsampling); clips with fewer frames // subsampling than CTC needs for
-            their transcript are skipped with a count.
+        subsampling: the model's subsampling in time, "stack" or "conv" (the CLI copies --model.subsampling here);
+            clips left with fewer frames after it than CTC needs for their transcript are skipped with a count.
         batch_size: utterances per batch, unless batch_seconds is set.
         batch_seconds: if set, batches hold up to this many seconds of audio (utterances x longest).
         num_workers: DataLoader worker processes.
@@ -188,7 +103,7 @@ class SpeechDataModule(L.LightningDataModule):
         spec_augment: bool = True,
         freq_warp: float = 0.0,
         lm_order: int = 3,
-        time_reduction: int = 4,
+        subsampling: Literal["stack", "conv"] = "stack",
         batch_size: int = 32,
         batch_seconds: Optional[float] = None,
         num_workers: int = 0,
@@ -198,8 +113,8 @@ class SpeechDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        if corpus not in CORPORA:
-            raise InputError(f"corpus {corpus!r}: choose {', '.join(CORPORA)}")
+        if corpus not in sources.CORPORA:
+            raise InputError(f"corpus {corpus!r}: choose {', '.join(sources.CORPORA)}")
         if corpus == "manifest" and not (train_manifest and val_manifest):
             raise InputError("corpus 'manifest' needs train_manifest and val_manifest (test_manifest is optional)")
         if corpus == "librispeech" and not librispeech_root:
@@ -214,8 +129,10 @@ class SpeechDataModule(L.LightningDataModule):
                              f"characters of the alphabet alone take {1 + len(alphabet)}")
         if lm_order < 0:
             raise InputError(f"lm_order {lm_order} must be 0 (no language model) or more")
-        if n_mels < 1 or time_reduction < 1:
-            raise InputError(f"n_mels {n_mels} and time_reduction {time_reduction} must be at least 1")
+        if n_mels < 1:
+            raise InputError(f"n_mels {n_mels} must be at least 1")
+        if subsampling not in SUBSAMPLINGS:
+            raise InputError(f"subsampling {subsampling!r}: choose {', '.join(SUBSAMPLINGS)}")
         self.vocab: Optional[Vocab] = None  # after setup(): encode(text), decode(ids), to_json()
         self.utterances: dict[str, list[Utterance]] = {}  # per split, in the order of Batch.index
         self.datasets: dict[str, SpeechDataset] = {}
@@ -240,49 +157,19 @@ class SpeechDataModule(L.LightningDataModule):
 
     # ---- where things are ----
 
-    def _split_names(self) -> dict[str, str]:
-        """Our split -> the source's name for it, for the splits this corpus has."""
-        h = self.hparams
-        names = {
-            "synth": dict(zip(SPLITS, SPLITS)),
-            "manifest": {"train": h.train_manifest, "val": h.val_manifest, "test": h.test_manifest},
-            "librispeech": {"train": h.librispeech_train, "val": h.librispeech_val, "test": h.librispeech_test},
-            "hf": {"train": h.hf_train, "val": h.hf_val, "test": h.hf_test},
-        }[h.corpus]
-        return {split: name for split, name in names.items() if name}
-
     def describe(self, split: str) -> str:
-        h, name = self.hparams, self._split_names()[split]
-        return {"synth": f"synthesized {split}", "manifest": str(Path(name).expanduser()),
-                "librispeech": f"LibriSpeech {name}", "hf": f"{h.hf_name} {name}"}[h.corpus]
-
-    def _source_folder(self) -> Path:
-        """Where a corpus other than "manifest" is written out as manifests (and audio, for synth and hf)."""
-        h = self.hparams
-        stamp: list = [CACHE_VERSION, h.corpus, self._split_names()]
-        if h.corpus == "synth":
-            stamp += [h.synth_train, h.synth_val, h.synth_test, h.seed, TRAIN_VOICES, TEST_VOICES, CORPUS_VERSION]
-        elif h.corpus == "librispeech":
-            stamp += [str(Path(h.librispeech_root).expanduser().resolve())]
-        else:
-            stamp += [h.hf_name, h.hf_config]
-        return Path(h.cache_dir).expanduser() / f"{h.corpus}-{stamp_digest(stamp)}"
+        return sources.describe(self.hparams, split)
 
     def manifests(self) -> dict[str, Path]:
         """Split -> manifest path; for corpora other than "manifest" they exist once prepare_data has run."""
-        if self.hparams.corpus == "manifest":
-            return {split: Path(name).expanduser().resolve() for split, name in self._split_names().items()}
-        folder = self._source_folder()
-        return {split: folder / f"{split}.jsonl" for split in self._split_names()}
+        return sources.manifest_paths(self.hparams)
 
     def _features_folder(self, manifests: dict[str, Path]) -> Path:
         for path in manifests.values():
             if not path.is_file():
                 raise InputError(f"{path}: no such manifest" + ("" if self.hparams.corpus == "manifest" else
                                                                  ": call prepare_data() before setup()"))
-        files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in manifests.values()]
-        stamp = [CACHE_VERSION, self.hparams.n_mels, files]
-        return Path(self.hparams.cache_dir).expanduser() / f"features-{stamp_digest(stamp)}"
+        return features_folder(self.hparams.cache_dir, self.hparams.n_mels, manifests)
 
     def _vocab_file(self, folder: Path) -> Path:
         h = self.hparams
@@ -306,24 +193,10 @@ class SpeechDataModule(L.LightningDataModule):
 
     # ---- building the cache ----
 
-    def _write_manifests(self) -> dict[str, Path]:
-        h, manifests = self.hparams, self.manifests()
-        missing = {split: path for split, path in manifests.items() if not path.exists()}
-        if h.corpus == "synth" and missing:
-            synthesize_corpus(self._source_folder(), train=h.synth_train, val=h.synth_val, test=h.synth_test,
-                              seed=h.seed, workers=h.prepare_workers)
-        elif h.corpus == "librispeech":
-            for split, path in missing.items():
-                librispeech_manifest(h.librispeech_root, self._split_names()[split], path)
-        elif h.corpus == "hf":
-            for split, path in missing.items():
-                hf_manifest(h.hf_name, h.hf_config, self._split_names()[split], path)
-        return manifests
-
     @builds_cache_once
     def prepare_data(self) -> None:
         h = self.hparams
-        manifests = self._write_manifests()
+        manifests = sources.write_manifests(h)
         folder = self._features_folder(manifests)
         folder.mkdir(parents=True, exist_ok=True)
         for split, manifest in manifests.items():
@@ -341,9 +214,7 @@ class SpeechDataModule(L.LightningDataModule):
                 vocab = train_subwords(usable, h.vocab, h.subword_vocab_size, h.alphabet)
                 write_atomic(vocab_file, vocab.to_json())
             if beam_files and usable:
-                write_lexicon((word for text in usable for word in text.split()), beam_files["lexicon"])
-                if "lm" in beam_files:
-                    write_arpa(usable, beam_files["lm"], h.lm_order)
+                write_beam_files(usable, beam_files, h.lm_order)
 
     # ---- loading it ----
 
@@ -358,12 +229,12 @@ class SpeechDataModule(L.LightningDataModule):
         h = self.hparams
         folder = self._features_folder(self.manifests())
         vocab_file = self._vocab_file(folder)
-        if not all((folder / f"{split}.pt").exists() for split in self._split_names()) or (
+        if not all((folder / f"{split}.pt").exists() for split in sources.split_names(h)) or (
                 h.vocab != "char" and not vocab_file.exists()):
             raise InputError(f"no prepared data in {folder}: call prepare_data() before setup()")
         self.vocab = CharVocab(h.alphabet) if h.vocab == "char" else load_vocab(vocab_file.read_text(encoding="utf-8"))
         utterances, datasets = {}, {}
-        for split in self._split_names():
+        for split in sources.split_names(h):
             cached = torch.load(folder / f"{split}.pt", weights_only=True, mmap=True)  # big corpora stay on disk
             utterances[split], datasets[split] = self._select(split, cached)
         for split in ("train", "val"):
@@ -389,7 +260,7 @@ class SpeechDataModule(L.LightningDataModule):
                 outside += 1
                 continue
             ids = self.vocab.encode(text)
-            if frame_counts[k] // h.time_reduction < ctc_frames_needed(ids):
+            if subsampled_length(frame_counts[k], h.subsampling) < ctc_frames_needed(ids):
                 too_short += 1
                 continue
             utterances.append(Utterance(cached["audio"][k], text, seconds[k], cached["speaker"][k]))
@@ -405,28 +276,19 @@ class SpeechDataModule(L.LightningDataModule):
             listed = ", ".join(repr(c) for c, _ in unknown.most_common(10))
             reasons.append(f"{outside} with characters outside the alphabet ({listed}; set --data.alphabet)")
         if too_short:
-            reasons.append(f"{too_short} shorter than their transcript "
-                           f"(fewer frames // {h.time_reduction} than CTC labels)")
+            reasons.append(f"{too_short} shorter than their transcript (fewer frames after {h.subsampling} "
+                           "subsampling than CTC needs for their labels)")
         if reasons:
             rank_zero_warn(f"skipped {cached['total'] - len(utterances)} of {cached['total']} utterances in "
                            f"{self.describe(split)}: {', '.join(reasons)}")
         augment = SpecAugment(h.freq_warp) if h.spec_augment and split == "train" else None
         return utterances, SpeechDataset(cached["features"], spans, labels, augment)
 
-    def _loader(self, split: str) -> DataLoader:
+    def split_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise InputError(f"{self.describe('train')} has no {split} split")
         h = self.hparams
         budget = None if h.batch_seconds is None else int(h.batch_seconds * FRAMES_PER_SECOND)
         return bucketed_loader(self.datasets[split], collate_utterances, self.trainer, batch_size=h.batch_size,
                                batch_tokens=budget, shuffle=split == "train", seed=h.seed, num_workers=h.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 

@@ -100,3 +100,11 @@ def written_whole(path: Path) -> bool:
         file.seek(max(0, path.stat().st_size - len(END) - 1))
         tail = file.read()
     return tail.endswith(f"{END}\n".encode() if path.suffix == ".arpa" else b"\n")
+
+
+def write_beam_files(sentences: list[str], files: dict[str, Path], order: int) -> None:
+    """What beam search needs from the training transcripts: the lexicon of their words -> files["lexicon"]
+    and, if files has "lm", their `order`-gram LM -> files["lm"]."""
+    write_lexicon((word for sentence in sentences for word in sentence.split()), files["lexicon"])
+    if "lm" in files:
+        write_arpa(sentences, files["lm"], order)

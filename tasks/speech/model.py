@@ -27,7 +27,8 @@ class SpeechModel(L.LightningModule):
         n_mels: linked from the data (log-mel bands per frame).
         hidden_size, num_layers, dropout: the LSTM encoder (hidden_size / 2 per direction when bidirectional).
         bidirectional: False gives a streaming-capable left-to-right encoder.
-        subsampling: stack (4 frames concatenated, fastest) or conv (two strided 3x3 convolutions).
+        subsampling: stack (4 frames concatenated, fastest) or conv (two strided 3x3 convolutions); the data
+            module gets the same, to skip clips too short for their labels after it.
         lr, weight_decay: AdamW's peak learning rate and weight decay.
         lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
             budget runs out: best for time-boxed runs) or "plateau" (halve after lr_patience stalled validations).

@@ -9,6 +9,15 @@ from torch import Tensor, nn
 from core import LSTMEncoder
 
 SUBSAMPLINGS = ("stack", "conv")
+STACK = 4  # frames concatenated into one by FrameStacking
+
+
+def subsampled_length(frames, kind: str):
+    """Frames (an int or a tensor of lengths) left after subsampling `kind`: what CTC has to place the labels in.
+
+    Below 1 for clips too short to give a frame (conv: under 7, which its kernels cannot even take).
+    """
+    return frames // STACK if kind == "stack" else ((frames - 1) // 2 - 1) // 2
 
 
 class FrameStacking(nn.Module):
@@ -17,16 +26,15 @@ class FrameStacking(nn.Module):
     features (B, T, F), lengths (B,) -> (B, T // 4, out_size), lengths // 4.
     """
 
-    def __init__(self, n_mels: int, out_size: int, factor: int = 4):
+    def __init__(self, n_mels: int, out_size: int):
         super().__init__()
-        self.factor = factor
-        self.proj = nn.Linear(n_mels * factor, out_size)
+        self.proj = nn.Linear(n_mels * STACK, out_size)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         B, T, F = x.shape
-        T4 = T // self.factor
-        x = x[:, : T4 * self.factor].reshape(B, T4, F * self.factor)  # (B, T/4, 4F)
-        return torch.relu(self.proj(x)), lengths // self.factor
+        T4 = subsampled_length(T, "stack")
+        x = x[:, : T4 * STACK].reshape(B, T4, F * STACK)  # (B, T/4, 4F)
+        return torch.relu(self.proj(x)), subsampled_length(lengths, "stack")
 
 
 class ConvSubsampling(nn.Module):
@@ -45,12 +53,7 @@ class ConvSubsampling(nn.Module):
         x = self.conv(x[:, None])  # (B, C, T', F')
         B, C, T, F = x.shape
         x = self.proj(x.transpose(1, 2).reshape(B, T, C * F))  # (B, T', out)
-        return x, ((lengths - 1) // 2 - 1) // 2
-
-
-def subsampled_length(frames: int, kind: str) -> int:
-    """Frames left after subsampling: what CTC has to place the labels in."""
-    return frames // 4 if kind == "stack" else ((frames - 1) // 2 - 1) // 2
+        return x, subsampled_length(lengths, "conv")
 
 
 class CTCAcousticModel(nn.Module):
