@@ -61,6 +61,40 @@ def test_lexicon_and_lm_fix_a_misheard_word(tmp_path):
     assert lexicon_free(log_probs, lengths) == [greedy]  # no words to know better with: what the frames say
 
 
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
+def peaky_emissions(text: str, vocab: CharVocab, trailing_blanks: int) -> torch.Tensor:
+    """Log-probabilities (1, T, V) as a trained CTC model gives them: one sure frame per character, blanks between,
+    a space far less likely than anything wherever it is not said, and `trailing_blanks` frames after the last
+    character (0: a clip cut tightly after its last word, as isolated-word corpora are)."""
+    ids = [i for c in text for i in (vocab.encode(c)[0], 0)][:-1] + [0] * trailing_blanks
+    log_probs = torch.full((len(ids), vocab.size), -12.0)
+    log_probs[:, vocab.encode(" ")[0]] = -25.0
+    log_probs[torch.arange(len(ids)), torch.tensor(ids)] = 0.0
+    return log_probs.log_softmax(-1)[None]
+
+
+@pytest.mark.parametrize("trailing_blanks", [0, 3])
+@pytest.mark.parametrize("boundary_in_lexicon", [True, False], ids=["our-lexicon", "no-boundary-lexicon"])
+def test_beam_keeps_what_greedy_got_right_when_it_is_a_lexicon_word(tmp_path, trailing_blanks, boundary_in_lexicon):
+    vocab = CharVocab(" 'abcdefghijklmnopqrstuvwxyz")
+    lexicon = write_lexicon(DIGITS, tmp_path / "lexicon.txt")
+    if not boundary_in_lexicon:  # `two t w o`: the boundary is added
+        lexicon.write_text("".join(f"{line.removesuffix(' |')}\n" for line in lexicon.read_text().splitlines()))
+    lm = write_arpa(DIGITS, tmp_path / "lm.arpa", order=3)  # one word per utterance: a flat unigram
+    with_lm = BeamDecoder(vocab, BeamOptions(beam_size=50, lexicon=str(lexicon), lm=str(lm)))
+    lexicon_only = BeamDecoder(vocab, BeamOptions(beam_size=50, lexicon=str(lexicon)))
+    for text in DIGITS + ["three two", "eight six one"]:
+        log_probs = peaky_emissions(text, vocab, trailing_blanks)
+        lengths = torch.tensor([log_probs.shape[1]])
+        assert vocab.decode(greedy_ctc(log_probs, lengths)[0]) == text
+        assert with_lm(log_probs, lengths) == [text] and lexicon_only(log_probs, lengths) == [text]
+    for near_miss, word in [("eigt", "eight"), ("thre", "three"), ("sevn", "seven")]:  # one letter unheard
+        log_probs = peaky_emissions(near_miss, vocab, trailing_blanks)
+        assert with_lm(log_probs, torch.tensor([log_probs.shape[1]])) == [word]
+
+
 def test_beam_search_refuses_what_it_cannot_do(tmp_path):
     vocab = CharVocab(" abc")
     with pytest.raises(InputError, match="needs a lexicon"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,25 +67,47 @@ def native_output_silenced():
                 os.close(fd)
 
 
-def check_lexicon(path: str, tokens: list[str]) -> None:
-    """A flashlight lexicon, `word w o r d |` per line, spelled only with the model's tokens (flashlight's own
-    errors name neither the file nor the line)."""
+def read_lexicon(path: str, tokens: list[str]) -> str:
+    """A flashlight lexicon, `word w o r d |` per line, spelled only with the model's tokens -> its text, with the
+    word boundary after every spelling (added where a line has none). Flashlight's own errors name neither the
+    file nor the line."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise InputError(f"lexicon {path}: not UTF-8 text") from None
-    known = set(tokens)
+    known, entries = set(tokens), []
     for number, line in enumerate(lines, start=1):
         word, *spelling = line.split() or [""]
-        if not spelling:
+        if spelling[-1:] != [WORD_BOUNDARY]:
+            spelling.append(WORD_BOUNDARY)
+        if len(spelling) < 2:
             raise InputError(f"lexicon {path}: line {number}: expected a word and its spelling, like `two t w o |`, "
                              f"got {line!r}")
         unknown = sorted(set(spelling) - known)
         if unknown:
             raise InputError(f"lexicon {path}: line {number}: {word!r} is spelled with {', '.join(map(repr, unknown))}, "
                              f"not in the model's alphabet {''.join(tokens[1:])!r}")
+        entries.append(f"{word} {' '.join(spelling)}\n")
     if not lines:
         raise InputError(f"lexicon {path}: empty")
+    return "".join(entries)
+
+
+def end_with_a_word_boundary(emissions: Tensor, lengths: Tensor, boundary: int) -> tuple[Tensor, Tensor]:
+    """Emissions (B, T, V) and lengths with one more frame after each utterance's last, certain to be the word
+    boundary.
+
+    A lexicon spells every word with the boundary after it, so that words are told apart where the model says a
+    space. Our model says a space only between words, never after the last one: without this frame the last word
+    of a clip could complete only if the model emitted a space at its end, which costs more the more sharply
+    trained the model is. A clip cut tightly after its word had no frame left for it at all, and the beam then
+    dropped the word or chose another one that fits earlier (greedy "six" -> beam "", "three" -> "two").
+    """
+    B, T, V = emissions.shape
+    extended = torch.full((B, T + 1, V), -1e4, dtype=emissions.dtype)
+    extended[:, :T] = emissions
+    extended[torch.arange(B), lengths.long()] = torch.full((V,), -1e4).index_fill_(0, torch.tensor(boundary), 0.0)
+    return extended, lengths + 1
 
 
 class BeamDecoder:
@@ -110,15 +133,19 @@ class BeamDecoder:
         tokens = [BLANK_TOKEN] + [WORD_BOUNDARY if c == " " else c for c in vocab.alphabet]
         if WORD_BOUNDARY not in tokens:
             raise InputError("beam search needs a space in the alphabet: it separates words")
-        if options.lexicon:
-            check_lexicon(options.lexicon, tokens)
-        self.vocab = vocab
+        self.vocab, self.boundary = vocab, tokens.index(WORD_BOUNDARY)
         try:
-            with native_output_silenced():  # KenLM prints a progress bar while it reads the LM
-                self.decoder = ctc_decoder(lexicon=options.lexicon and str(options.lexicon), tokens=tokens,
+            with tempfile.TemporaryDirectory() as folder, native_output_silenced():  # KenLM prints a progress bar
+                lexicon = None
+                if options.lexicon:  # flashlight reads a file, and keeps what it needs in memory
+                    lexicon = Path(folder) / "lexicon.txt"
+                    lexicon.write_text(read_lexicon(options.lexicon, tokens), encoding="utf-8")
+                self.decoder = ctc_decoder(lexicon=lexicon and str(lexicon), tokens=tokens,
                                            lm=options.lm and str(options.lm), beam_size=options.beam_size,
                                            lm_weight=options.lm_weight, word_score=options.word_score,
                                            blank_token=BLANK_TOKEN, sil_token=WORD_BOUNDARY)
+        except InputError:
+            raise
         except (RuntimeError, ValueError) as error:  # the lexicon is checked above: what is left is the LM
             if not (options.lm or options.lexicon):
                 raise
@@ -129,8 +156,10 @@ class BeamDecoder:
             raise InputError(f"lexicon {options.lexicon}: not a readable lexicon ({reason})") from None
 
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
-        emissions = log_probs.detach().float().cpu().contiguous()  # the decoder reads CPU float32
-        results = self.decoder(emissions, lengths.detach().cpu().to(torch.int32))
+        emissions, lengths = log_probs.detach().float().cpu(), lengths.detach().cpu()  # the decoder reads CPU float32
+        if self.decoder.word_dict is not None:
+            emissions, lengths = end_with_a_word_boundary(emissions, lengths, self.boundary)
+        results = self.decoder(emissions.contiguous(), lengths.to(torch.int32))
         texts = []
         for hypotheses in results:
             if not hypotheses:  # nothing survived the beam (e.g. no lexicon word fits): say nothing
