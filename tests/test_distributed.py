@@ -183,6 +183,8 @@ def test_two_processes_share_the_work_and_agree_on_everything(task, tmp_path):
 
     assert first["val_metrics"] == second["val_metrics"] and first["val_metrics"][-1]  # synced, not per rank
     assert first["test_metrics"] == second["test_metrics"] and first["test_metrics"]
+    if task == "speech":  # the decoder was chosen on validation clips from both ranks' shares, the same on both
+        assert {"test/decoder_val_wer_greedy", "test/decoder_val_wer_beam"} <= set(first["test_metrics"])
 
     folders = list((runs / task).iterdir())
     assert len(folders) == 1, folders  # one run folder, which every rank used

@@ -115,6 +115,25 @@ def test_checkpoint_is_weights_only(trained):
     assert "abcdefghijklmnopqrstuvwxyz" in checkpoint["hyper_parameters"]["vocab_json"]
 
 
+def test_decoder_is_chosen_on_validation_and_kept_in_the_checkpoint(trained):
+    checkpoint = torch.load(trained.best_checkpoint, weights_only=True)
+    choice, hparams = checkpoint["decoder_choice"], checkpoint["hyper_parameters"]
+    assert (hparams["decoder"], hparams["lm_weight"], hparams["word_score"]) == (
+        choice["decoder"], choice["lm_weight"], choice["word_score"])
+    assert choice["decoder"] == ("beam" if choice["val_wer_beam"] <= choice["val_wer_greedy"] else "greedy")
+    data = trained.trainer.datamodule
+    assert choice["clips"] == len(data.utterances["val"])
+    model = load_model(SpeechModel, trained.best_checkpoint)
+    assert model.decoder_choice.as_dict() == choice and model.hparams.decoder == choice["decoder"]
+    clips = [u.audio for u in data.utterances["val"]]
+    references = [u.text for u in data.utterances["val"]]
+    greedy = float(word_error_rate(model.transcribe(clips, "greedy"), references))
+    assert abs(greedy - choice["val_wer_greedy"]) < 1e-6  # measured, not assumed
+    chosen = float(word_error_rate(model.transcribe(clips), references))  # as transcribe decodes by default
+    assert chosen <= greedy + 1e-6
+    assert trained.metrics["test/decoder_val_wer_greedy"] == pytest.approx(choice["val_wer_greedy"])
+
+
 def test_beam_search_speaks_only_training_words(trained, capsys):
     model = load_model(SpeechModel, trained.best_checkpoint)
     assert set(model.beam_files) == {"lexicon", "lm"} and "\\3-grams:" in model.beam_files["lm"]

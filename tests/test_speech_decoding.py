@@ -103,3 +103,58 @@ def test_beam_search_refuses_what_it_cannot_do(tmp_path):
         BeamDecoder(vocab, BeamOptions(lexicon=str(tmp_path / "missing.txt")))
     with pytest.raises(InputError, match="character vocabularies"):
         BeamDecoder(SubwordVocab.__new__(SubwordVocab), BeamOptions())
+
+
+class _ScriptedModel:
+    """Just what choose_decoder uses of a SpeechModel: greedy says `greedy`, the beam says `beam[(w, s)]`."""
+
+    def __init__(self, greedy: str, beam: dict, has_lm: bool = True):
+        from types import SimpleNamespace
+
+        self.greedy, self.beam, self.training, self.device = greedy, beam, False, torch.device("cpu")
+        self.beam_files = {"lexicon": "", **({"lm": ""} if has_lm else {})}
+        self.hparams = SimpleNamespace(lm_weight=0.5, word_score=0.0)
+        self.trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=lambda t, reduce_op: t))
+        self.net = lambda features, lengths: (features, lengths)
+        self.tried = []
+
+    def eval(self):
+        return self
+
+    def train(self, mode):
+        return self
+
+    def decode(self, log_probs, lengths, decoder):
+        return [self.greedy] * len(lengths)
+
+    def configure_beam(self, lm_weight, word_score):
+        self.tried.append((lm_weight, word_score))
+        return lambda log_probs, lengths: [self.beam.get((lm_weight, word_score), "wrong words")] * len(lengths)
+
+
+def _choose(model, reference="call my boss"):
+    from types import SimpleNamespace
+
+    from tasks.speech.tuning import choose_decoder
+
+    batch = SimpleNamespace(features=torch.zeros(2, 3), feature_lengths=torch.tensor([3, 3]))
+    return choose_decoder(model, [batch], lambda b: [reference] * 2)
+
+
+def test_a_beam_that_validates_worse_than_greedy_is_not_used():
+    model = _ScriptedModel(greedy="call my boss", beam={})  # every beam setting garbles it
+    choice = _choose(model)
+    assert choice.decoder == "greedy" and choice.val_wer_greedy == 0.0 and choice.val_wer_beam == 1.0
+    assert len(model.tried) == 12 and model.tried[0] == (0.5, 0.0)  # the whole grid, the current setting first
+
+
+def test_the_best_beam_setting_is_chosen_and_ties_keep_the_current_one():
+    model = _ScriptedModel(greedy="call my bus", beam={(1.0, -1.0): "call my boss"})
+    choice = _choose(model)
+    assert (choice.decoder, choice.lm_weight, choice.word_score) == ("beam", 1.0, -1.0)
+    assert choice.val_wer_greedy == pytest.approx(1 / 3) and choice.val_wer_beam == 0.0 and choice.clips == 2
+    tie = _choose(_ScriptedModel(greedy="call my boss", beam={(0.5, 0.0): "call my boss", (2.0, 1.0): "call my boss"}))
+    assert (tie.decoder, tie.lm_weight, tie.word_score) == ("beam", 0.5, 0.0)
+    no_lm = _ScriptedModel(greedy="call my boss", beam={}, has_lm=False)
+    _choose(no_lm)
+    assert {w for w, _ in no_lm.tried} == {0.5}  # without an LM its weight is not searched

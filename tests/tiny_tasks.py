@@ -85,7 +85,7 @@ def tiny(task: str, folder: Path) -> dict:
         return {"data": dict(corpus="manifest", train_manifest=str(manifests["train"]),
                              val_manifest=str(manifests["val"]), test_manifest=str(manifests["test"]), cache_dir=cache,
                              prepare_workers=1, batch_size=3, n_mels=40),
-                "model": dict(hidden_size=32, num_layers=1, dropout=0.0, decoder="greedy")}
+                "model": dict(hidden_size=32, num_layers=1, dropout=0.0, decoder="beam")}
     if task == "forecast":
         return {"data": dict(timesteps=26, batch_size=64),
                 "model": dict(hidden_size=16)}

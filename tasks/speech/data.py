@@ -22,10 +22,12 @@ from tasks.common.splits import SplitDataModule
 from tasks.speech import sources
 from tasks.speech.audio import HOP, SAMPLE_RATE, SpecAugment
 from tasks.speech.corpus import Utterance, read_manifest
-from tasks.speech.dataset import SpeechDataset, collate_utterances, ctc_frames_needed
+from tasks.speech.augment import SPEEDS, WaveAugment, noise_recordings
+from tasks.speech.dataset import AudioDataset, SpeechDataset, collate_utterances, ctc_frames_needed
 from tasks.speech.features import extract_features, features_folder
 from tasks.speech.lm import write_beam_files, written_whole
 from tasks.speech.network import SUBSAMPLINGS, subsampled_length
+from tasks.speech.speakers import Selection, hold_out, held_out_speakers
 from tasks.speech.vocab import (DEFAULT_ALPHABET, CharVocab, Vocab, check_alphabet, load_vocab, train_subwords,
                                 unknown_characters)
 
@@ -64,6 +66,16 @@ class SpeechDataModule(SplitDataModule):
         spec_augment: mask random bands and stretches of time in training batches (never in val or test).
         freq_warp: with spec_augment, also warp the frequency axis of training batches by a random factor in
             1 +- freq_warp (VTLP: formants move as between speakers); 0 = off.
+        speed_perturb: play training clips at 0.9, 1.0 or 1.1 times their speed (drawn per clip and epoch).
+        noise_snr: [low, high] dB: add background noise to half the training clips at an SNR drawn from this
+            range (e.g. [5, 30]); None = off.
+        noise_dir: a folder of noise recordings (WAV/FLAC/OGG) for noise_snr; None = coloured Gaussian noise.
+        reverb: the share of training clips played in a synthetic room (RT60 0.2-0.8 s); 0 = off.
+            These three read training audio from its files every epoch (augment.py) instead of the feature
+            cache: slower per epoch (use num_workers), worth it for real voices from a small corpus.
+        test_speakers: speaker ids (manifest field `speaker`, LibriSpeech's speaker folders) to test on and never
+            train or validate on: the test split becomes every clip of theirs, from any manifest.
+        test_speaker_share: instead of naming them, hold out about this share of the speakers (stable choice).
         lm_order: the word n-gram language model built from the training transcripts for beam search (with a
             lexicon of their words); 0 = lexicon only. Char vocabularies only.
         subsampling: the model's subsampling in time, "stack" or "conv" (the CLI copies --model.subsampling here);
@@ -102,6 +114,12 @@ class SpeechDataModule(SplitDataModule):
         n_mels: int = 80,
         spec_augment: bool = True,
         freq_warp: float = 0.0,
+        speed_perturb: bool = False,
+        noise_snr: Optional[list[float]] = None,
+        noise_dir: Optional[str] = None,
+        reverb: float = 0.0,
+        test_speakers: Optional[list[str]] = None,
+        test_speaker_share: float = 0.0,
         lm_order: int = 3,
         subsampling: Literal["stack", "conv"] = "stack",
         batch_size: int = 32,
@@ -131,11 +149,19 @@ class SpeechDataModule(SplitDataModule):
             raise InputError(f"lm_order {lm_order} must be 0 (no language model) or more")
         if n_mels < 1:
             raise InputError(f"n_mels {n_mels} must be at least 1")
+        if noise_snr is not None and (len(noise_snr) != 2 or noise_snr[0] > noise_snr[1]):
+            raise InputError(f"noise_snr {noise_snr}: give [low, high] in dB, low <= high, e.g. [5, 30]")
+        if not 0 <= reverb <= 1:
+            raise InputError(f"reverb {reverb}: the share of training clips, from 0 to 1")
+        if noise_dir is not None and not noise_recordings(noise_dir):
+            raise InputError(f"noise_dir {noise_dir}: no .wav, .flac or .ogg files in it")
+        if not 0 <= test_speaker_share < 1:
+            raise InputError(f"test_speaker_share {test_speaker_share}: a share of the speakers, from 0 to below 1")
         if subsampling not in SUBSAMPLINGS:
             raise InputError(f"subsampling {subsampling!r}: choose {', '.join(SUBSAMPLINGS)}")
         self.vocab: Optional[Vocab] = None  # after setup(): encode(text), decode(ids), to_json()
         self.utterances: dict[str, list[Utterance]] = {}  # per split, in the order of Batch.index
-        self.datasets: dict[str, SpeechDataset] = {}
+        self.datasets: dict[str, SpeechDataset | AudioDataset] = {}
 
     @property
     def n_mels(self) -> int:
@@ -233,21 +259,26 @@ class SpeechDataModule(SplitDataModule):
                 h.vocab != "char" and not vocab_file.exists()):
             raise InputError(f"no prepared data in {folder}: call prepare_data() before setup()")
         self.vocab = CharVocab(h.alphabet) if h.vocab == "char" else load_vocab(vocab_file.read_text(encoding="utf-8"))
-        utterances, datasets = {}, {}
+        selections = {}
         for split in sources.split_names(h):
             cached = torch.load(folder / f"{split}.pt", weights_only=True, mmap=True)  # big corpora stay on disk
-            utterances[split], datasets[split] = self._select(split, cached)
+            selections[split] = self._select(split, cached)
+        if h.test_speakers or h.test_speaker_share:
+            held = held_out_speakers(selections, h.test_speakers, h.test_speaker_share)
+            selections = hold_out(selections, held)
+            rank_zero_info(f"testing on {len(held)} speakers never heard in training: {', '.join(sorted(held)[:10])}")
         for split in ("train", "val"):
-            if not utterances[split]:
+            if not selections[split].utterances:
                 raise InputError(f"{self.describe(split)}: no usable utterances (see the warning above)")
-        self.utterances, self.datasets = utterances, datasets
+        self.utterances = {split: s.utterances for split, s in selections.items()}
+        self.datasets = {split: self._dataset(split, s) for split, s in selections.items()}
         hours = sum(u.duration for u in self.utterances["train"]) / 3600
         counts = ", ".join(f"{split} {len(u)}" for split, u in self.utterances.items())
         rank_zero_info(f"{self.describe('train')}: {counts} utterances ({hours:.1f} h of training audio), "
                        f"{self.vocab.size} labels ({h.vocab})")
 
-    def _select(self, split: str, cached: dict) -> tuple[list[Utterance], SpeechDataset]:
-        """The utterances fit for CTC, as a dataset; one warning counts the others by reason."""
+    def _select(self, split: str, cached: dict) -> Selection:
+        """The utterances fit for CTC; one warning counts the others by reason."""
         h = self.hparams
         utterances, spans, labels = [], [], []
         unknown, outside, too_short = Counter(), 0, 0
@@ -260,7 +291,8 @@ class SpeechDataModule(SplitDataModule):
                 outside += 1
                 continue
             ids = self.vocab.encode(text)
-            if subsampled_length(frame_counts[k], h.subsampling) < ctc_frames_needed(ids):
+            frames = frame_counts[k] / max(SPEEDS) if split == "train" and h.speed_perturb else frame_counts[k]
+            if subsampled_length(int(frames), h.subsampling) < ctc_frames_needed(ids):
                 too_short += 1
                 continue
             utterances.append(Utterance(cached["audio"][k], text, seconds[k], cached["speaker"][k]))
@@ -281,8 +313,18 @@ class SpeechDataModule(SplitDataModule):
         if reasons:
             rank_zero_warn(f"skipped {cached['total'] - len(utterances)} of {cached['total']} utterances in "
                            f"{self.describe(split)}: {', '.join(reasons)}")
+        return Selection(utterances, spans, labels, cached["features"])
+
+    def _dataset(self, split: str, selection: Selection) -> SpeechDataset | AudioDataset:
+        """Training clips are augmented (SpecAugment; waveform augmentation reads them from their files)."""
+        h = self.hparams
         augment = SpecAugment(h.freq_warp) if h.spec_augment and split == "train" else None
-        return utterances, SpeechDataset(cached["features"], spans, labels, augment)
+        wave_augment = WaveAugment(h.speed_perturb, h.noise_snr, noise_recordings(h.noise_dir), h.reverb)
+        if split == "train" and wave_augment.active:
+            frames = [end - start for start, end in selection.spans]
+            return AudioDataset([u.audio for u in selection.utterances], frames, selection.labels, h.n_mels,
+                                wave_augment, augment)
+        return SpeechDataset(selection.features, selection.spans, selection.labels, augment)
 
     def split_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:

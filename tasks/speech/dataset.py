@@ -10,6 +10,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from tasks.speech.audio import log_mel, read_audio, single_threaded
 from tasks.speech.vocab import BLANK
 
 
@@ -60,3 +61,27 @@ def collate_utterances(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> B
 def ctc_frames_needed(labels: list[int]) -> int:
     """CTC needs a frame per label, plus a blank between two equal neighbours."""
     return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+
+
+class AudioDataset(Dataset):
+    """Training clips read from their audio files on every access, so waveform augmentation (augment.py) draws
+    anew each epoch; then features and SpecAugment as the cached path has them. Item i -> as SpeechDataset's."""
+
+    def __init__(self, audio: list[str], frames: list[int], labels: list[list[int]], n_mels: int, wave_augment,
+                 augment: Optional[torch.nn.Module] = None):
+        self.audio, self.frames, self.labels, self.n_mels = audio, frames, labels, n_mels
+        self.wave_augment, self.augment = wave_augment, augment
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        with single_threaded():
+            features = log_mel(self.wave_augment(read_audio(self.audio[i])), self.n_mels)
+        if self.augment is not None:
+            features = self.augment(features)
+        return features, torch.tensor(self.labels[i], dtype=torch.long), i
+
+    def lengths(self) -> list[tuple[int, int]]:
+        """Frames of every clip before augmentation (speed changes them by 10% at most), for length buckets."""
+        return [(n, n) for n in self.frames]

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate, WordErrorRate
@@ -16,6 +16,7 @@ from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau, chec
 from tasks.speech.audio import log_mel, read_audio
 from tasks.speech.decoding import BeamDecoder, BeamOptions, beam_search_available
 from tasks.speech.network import CTCAcousticModel, greedy_ctc
+from tasks.speech.tuning import DecoderChoice, choose_decoder, record_decoder_choice
 from tasks.speech.vocab import BLANK, CharVocab, load_vocab
 
 
@@ -36,6 +37,9 @@ class SpeechModel(L.LightningModule):
             of the training transcripts, scored by their n-gram LM; needs flashlight-text) or "greedy".
             Validation is always greedy (fast); test reports both, test/wer being this decoder's.
         beam_size, lm_weight, word_score: the beam search (see tasks.speech.decoding.BeamOptions).
+        tune_decoder: once training ends, decode the validation clips greedily and with a small grid of lm_weight
+            and word_score (tasks/speech/tuning.py); the best setting, or greedy if no beam setting validates at
+            least as well, is what test and `transcribe` use, written into the tested checkpoint.
         vocab_json: set from the data when training starts; do not set by hand.
     """
 
@@ -60,6 +64,7 @@ class SpeechModel(L.LightningModule):
         beam_size: int = 50,
         lm_weight: float = 0.5,
         word_score: float = 0.0,
+        tune_decoder: bool = True,
         vocab_json: Optional[str] = None,
     ):
         super().__init__()
@@ -74,6 +79,7 @@ class SpeechModel(L.LightningModule):
         self.test_wer_greedy = WordErrorRate()
         self.beam_files: dict[str, str] = {}  # {"lexicon": text, "lm": ARPA text}: kept in every checkpoint
         self._beam: Optional[BeamDecoder] = None
+        self.decoder_choice: Optional[DecoderChoice] = None  # set by tune_decoder, kept in the checkpoint
         self.examples: list[tuple[str, str, str]] = []  # (audio file, reference, transcript) of the last validation
 
     def on_fit_start(self) -> None:
@@ -87,10 +93,14 @@ class SpeechModel(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["beam_search_files"] = self.beam_files  # plain strings: still loads with weights_only=True
+        if self.decoder_choice is not None:
+            checkpoint["decoder_choice"] = self.decoder_choice.as_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.beam_files = checkpoint.get("beam_search_files", {})
         self._beam = None
+        if "decoder_choice" in checkpoint:
+            self.decoder_choice = DecoderChoice(**checkpoint["decoder_choice"])
 
     def configure_beam(self, **overrides) -> BeamDecoder:
         """Build the beam search this checkpoint was trained for and use it from now on.
@@ -160,6 +170,29 @@ class SpeechModel(L.LightningModule):
         elif not beam_search_available():
             rank_zero_warn("test: beam search needs flashlight-text (pip install flashlight-text); decoding greedily")
             self.hparams.decoder = "greedy"
+        elif self.hparams.tune_decoder and self.trainer.datamodule is not None:
+            self.tune_decoder()
+
+    def tune_decoder(self) -> DecoderChoice:
+        """Choose the decoder on the validation clips (see tune_decoder in the class docstring) and write it into
+        the checkpoint under test, so `transcribe` decodes as validated."""
+        data = self.trainer.datamodule
+        utterances = data.utterances["val"]
+        choice = choose_decoder(self, data.val_dataloader(), lambda batch: [utterances[i].text for i in batch.index.tolist()])
+        self.decoder_choice = choice
+        self.hparams.update(decoder=choice.decoder, lm_weight=choice.lm_weight, word_score=choice.word_score)
+        self._beam = None  # rebuilt with the chosen setting
+        rank_zero_info(choice.describe())
+        path = self.trainer.ckpt_path
+        if path and self.trainer.is_global_zero:
+            record_decoder_choice(path, choice)
+        return choice
+
+    def on_test_epoch_end(self) -> None:
+        if self.decoder_choice is not None:
+            self.log_dict({"test/decoder_val_wer_greedy": self.decoder_choice.val_wer_greedy,
+                           "test/decoder_val_wer_beam": self.decoder_choice.val_wer_beam,
+                           "test/decoder_beam_chosen": float(self.decoder_choice.decoder == "beam")})
 
     def test_step(self, batch, batch_idx):
         self._score(batch, "test", self.test_wer, self.test_cer)

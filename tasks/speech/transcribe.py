@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16, help="files transcribed together")
     p.add_argument("--decoder", choices=("greedy", "beam"),
                    help="greedy CTC, or beam search over the training transcripts' words and their n-gram LM "
-                   "(default: the checkpoint's setting)")
+                   "(default: the checkpoint's, which chose greedy if no beam setting validated at least as well)")
     p.add_argument("--beam-size", type=positive_int, help="hypotheses kept per frame (default: the checkpoint's)")
-    p.add_argument("--lm-weight", type=float, help="weight of the language model (default: the checkpoint's)")
+    p.add_argument("--lm-weight", type=float, help="weight of the language model (default: the checkpoint's, "
+                   "chosen on validation clips after training)")
+    p.add_argument("--word-score", type=float, help="added per word; above 0 favours more words (default: the "
+                   "checkpoint's, chosen with the LM weight)")
     p.add_argument("--lexicon", type=user_path, help="your own flashlight lexicon (`word w o r d |` per line) "
                    "instead of the checkpoint's words")
     p.add_argument("--lm", type=user_path,
@@ -47,7 +50,8 @@ def main(argv: list[str]) -> int:
         raise InputError(f"checkpoint {ckpt}: holds no vocabulary (was it saved before training started?)")
     decoder = args.decoder or model.hparams.decoder
     if decoder == "beam":  # built now, so a missing package or file is reported before any audio is read
-        model.configure_beam(beam_size=args.beam_size, lm_weight=args.lm_weight, lexicon=args.lexicon, lm=args.lm)
+        model.configure_beam(beam_size=args.beam_size, lm_weight=args.lm_weight, word_score=args.word_score,
+                             lexicon=args.lexicon, lm=args.lm)
     failed, audio_seconds, compute_seconds = 0, 0.0, 0.0
     for start in range(0, len(files), args.batch_size):
         batch, features = [], []
