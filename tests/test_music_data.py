@@ -1,5 +1,6 @@
 """Music data: encoding, chorale parsing, MIDI folders with corrupt files, datasets, piano rolls."""
 import json
+import math
 import os
 import pickle
 import random
@@ -18,7 +19,8 @@ from music_fixtures import write_melody_folder
 from tasks.common.errors import InputError
 from tasks.music.data import MelodyDataModule, MelodyDataset, chorale_paths, split_of
 from tasks.music.encoding import NO_EVENT, NOTE_OFF, MelodyVocab, melody_events, melody_part, parse_primer, read_melody, write_midi
-from tasks.music.metrics import in_key_share, longest_repeat, pitch_range
+from tasks.music.metrics import (compare, in_key_share, interval_distance, interval_histogram, longest_repeat,
+                                 pitch_class_entropy, pitch_range, profile)
 from tasks.music.pianoroll_data import PianoRollDataModule, load_rolls, roll_to_events, write_roll_midi
 
 
@@ -152,6 +154,61 @@ def test_melody_metrics():
     assert in_key_share(chromatic) < 0.7
     assert longest_repeat([60, 60, NO_EVENT, 60, 62, 62]) == 3
     assert longest_repeat([60, NO_EVENT, NO_EVENT]) == 1 and pitch_range([]) == 0
+
+
+def test_pitch_class_entropy_and_intervals_on_known_melodies():
+    assert pitch_class_entropy([60, 72, 48, 60]) == 0.0  # one pitch class in three octaves
+    assert pitch_class_entropy(list(range(60, 72))) == pytest.approx(math.log2(12))
+    assert pitch_class_entropy([60, 62, 64, 65, 67, 69, 71]) == pytest.approx(math.log2(7))
+    steps = interval_histogram([60, NO_EVENT, 62, 64, 60, 84, 60])  # +2, +2, -4, +24 -> +12, -24 -> -12
+    assert {i - 12: int(n) for i, n in enumerate(steps) if n} == {-12: 1, -4: 1, 2: 2, 12: 1}
+    up, down = interval_histogram([60, 62, 64, 66]), interval_histogram([66, 64, 62, 60])
+    assert interval_distance(up, up) == 0.0 and interval_distance(up, down) == 1.0
+    assert interval_distance(up, up + down) == pytest.approx(0.5)
+
+
+def test_samples_and_held_out_pieces_are_profiled_the_same_way():
+    scale = [60, NO_EVENT, 62, 64, 65, 67, 69, 71, 72]
+    chromatic = list(range(60, 72))
+    reference, sampled = profile([scale, scale]), profile([chromatic])
+    both = compare(sampled, reference)
+    assert both["reference_in_key"] == 1.0 and both["in_key"] < 0.7
+    assert both["pitch_class_entropy"] == pytest.approx(math.log2(12))
+    assert both["reference_pitch_class_entropy"] == pytest.approx(pitch_class_entropy(scale))
+    assert 0 < both["interval_distance"] < 1  # scale steps of 1 and 2 semitones against only 1
+    assert compare(reference, reference)["interval_distance"] == 0.0
+
+
+def scale_melody(tonic: int, minor: bool = False) -> list[int]:
+    steps = (0, 2, 3, 5, 7, 8, 10, 12) if minor else (0, 2, 4, 5, 7, 9, 11, 12)
+    up = [e for step in steps for e in (tonic + step, NO_EVENT)]
+    return up + [tonic + 7, NO_EVENT, NO_EVENT, NO_EVENT, tonic + 4 - minor, NO_EVENT, tonic, NO_EVENT, NO_EVENT, NO_EVENT]
+
+
+@pytest.mark.parametrize("tonic,minor,shift", [(67, False, 5), (62, False, -2), (66, False, 6 - 12), (57, True, 0),
+                                              (64, True, 5), (60, True, -3)])
+def test_every_key_is_found_and_moved_the_short_way_to_c_major_or_a_minor(tonic, minor, shift):
+    from tasks.music.keys import key_of, shift_to_common_key, transposed
+
+    melody = scale_melody(tonic, minor)
+    assert key_of(melody) == (tonic % 12, minor)
+    assert shift_to_common_key(melody) == shift and -6 <= shift <= 5
+    assert key_of(transposed(melody, shift)) == ((9, True) if minor else (0, False))
+    assert in_key_share(transposed(melody, shift)) == 1.0
+
+
+def test_common_key_moves_every_split_and_keeps_pieces_in_range(tmp_path):
+    from tasks.music.keys import key_of
+
+    write_melody_folder(tmp_path / "midi", 30)
+    data = MelodyDataModule(midi_dir=str(tmp_path / "midi"), cache_dir=str(tmp_path / "cache"), common_key=True, parse_workers=1,
+                            val_percent=20, test_percent=20)
+    data.prepare_data()
+    data.setup()
+    for split, melodies in data.splits.items():
+        assert melodies, split
+        assert all(key_of(m) in ((0, False), (9, True)) for m in melodies), split
+        assert all(data.vocab.fits(m) for m in melodies)
 
 
 def random_rolls(rng, pieces, frames=20):

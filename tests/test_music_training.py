@@ -78,7 +78,8 @@ def test_run_folder_has_best_and_last_checkpoints_and_config(trained):
 def test_wandb_offline_run_holds_the_logged_metrics(trained):
     assert trained.wandb_dir.name.startswith("offline-run-")
     keys = {k for row in history(trained.wandb_dir) for k in row}
-    for key in ("train/loss", "val/nll", "test/nll", "samples/pitch_range", "samples/in_key", "samples/longest_repeat"):
+    for key in ("train/loss", "val/nll", "test/nll", "samples/pitch_range", "samples/in_key", "samples/longest_repeat",
+                "samples/pitch_class_entropy", "samples/reference_in_key", "samples/interval_distance"):
         assert key in keys, sorted(keys)
     assert "samples/piano_roll/_type" in keys  # images (media are logged as nested records)
     assert ("samples/audio/_type" in keys) == (audio_unavailable_reason() is None)
@@ -94,6 +95,8 @@ def test_checkpoint_sample_midi_round_trip(trained, tmp_path, capsys):
     midis = sorted(out.glob("melody_*.mid"))
     assert len(midis) == 3 and len(list(out.glob("melody_*.png"))) == 3
     assert str(out) in printed and "melody_01.mid" in printed and "in key" in printed
+    reference = torch.load(trained.best_checkpoint, weights_only=True)["reference_profile"]  # the held-out pieces'
+    assert f"({reference['in_key']:.0%}) in key" in printed and "samples (held-out pieces)" in printed
     for midi in midis:
         assert mido.MidiFile(midi).length > 0
         events = read_melody(midi)  # music21 reads it back

@@ -47,6 +47,23 @@ def test_nade_batched_logits_are_the_chain_rule():
         torch.testing.assert_close(head.logits(cond, changed)[:, d], expected)
 
 
+def test_nade_in_chunks_gives_the_same_logits_and_gradients(monkeypatch):
+    import tasks.music.pianoroll_model as pianoroll_model
+
+    torch.manual_seed(2)
+    head = NADEHead(5, 6, 7)
+    cond, frames = torch.randn(11, 5, requires_grad=True), (torch.rand(11, 6) < 0.5).float()
+    whole = head.logits(cond, frames)
+    whole_grads = torch.autograd.grad(whole.square().sum(), [cond, head.W, head.V])
+    monkeypatch.setattr(pianoroll_model, "NADE_CHUNK", 4)  # 11 frames: chunks of 4, 4 and 3
+    chunked = head.logits(cond, frames)
+    torch.testing.assert_close(chunked, whole)
+    for mine, theirs in zip(torch.autograd.grad(chunked.square().sum(), [cond, head.W, head.V]), whole_grads):
+        torch.testing.assert_close(mine, theirs)
+    with torch.no_grad():
+        torch.testing.assert_close(head.logits(cond, frames), whole)
+
+
 def test_nade_samples_follow_its_probabilities():
     torch.manual_seed(2)
     head = NADEHead(3, 2, 4)

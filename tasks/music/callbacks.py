@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from tasks.music.encoding import STEPS_PER_QUARTER, write_midi
-from tasks.music.metrics import describe
+from tasks.music.metrics import compare, profile
 from tasks.music.render import melody_roll, piano_roll_png, render_wav
 
 
 class LogSampledMelodies(Callback):
-    """Every `every_n_epochs`, sample `num` melodies of `length` 16ths; log their mean pitch range,
-    in-key share and longest repeat, and to wandb their piano rolls and (with fluidsynth) audio.
-    Files are kept in <run>/samples/epoch_NNN."""
+    """Every `every_n_epochs`, sample `num` melodies of `length` 16ths and log their statistics next to the same
+    statistics of the held-out (validation) pieces (samples/in_key beside samples/reference_in_key, ...; and
+    samples/interval_distance between their interval histograms); to wandb also their piano rolls and (with
+    fluidsynth) audio. Files are kept in <run>/samples/epoch_NNN."""
 
     def __init__(self, num: int = 4, length: int = 128, every_n_epochs: int = 1, temperature: float = 1.0):
         self.num, self.length, self.every_n_epochs, self.temperature = num, length, every_n_epochs, temperature
@@ -24,9 +24,14 @@ class LogSampledMelodies(Callback):
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         melodies = pl_module.generate(self.num, self.length, temperature=self.temperature, seed=trainer.current_epoch)
-        stats = [describe(m) for m in melodies]
-        for key in stats[0]:
-            pl_module.log(f"samples/{key}", float(np.mean([s[key] for s in stats])))
+        splits = getattr(trainer.datamodule, "splits", None)
+        if pl_module.reference_profile is None and splits:  # once: the held-out pieces do not change
+            pl_module.reference_profile = profile(splits["val"])
+        sampled = profile(melodies)
+        stats = compare(sampled, pl_module.reference_profile) if pl_module.reference_profile else sampled
+        for key, value in stats.items():
+            if key != "intervals":
+                pl_module.log(f"samples/{key}", float(value))
         if not trainer.is_global_zero or not isinstance(trainer.logger, WandbLogger):
             return
         folder = Path(trainer.default_root_dir) / "samples" / f"epoch_{trainer.current_epoch:03d}"

@@ -19,6 +19,7 @@ from tasks.common.sharding import plain_loader
 from tasks.common.splits import SplitDataModule
 from tasks.common.workers import describe_failures, run_on_files
 from tasks.music.encoding import STEPS_PER_QUARTER, MelodyVocab, read_melody
+from tasks.music.keys import shift_to_common_key, transposed
 
 SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn"}  # music21's Bach folder also holds 20 .rntxt analyses
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -97,6 +98,8 @@ class MelodyDataModule(SplitDataModule):
             melodies outside it are dropped with a count.
         max_len: events per training window.
         transpose: training items are transposed by up to this many semitones either way.
+        common_key: move every piece (all splits) to C major or A minor first (tasks/music/keys.py), so the
+            model learns one key and its samples stay in it; use transpose 0 with it, which would undo it.
         val_percent, test_percent: share of pieces held out, chosen by a hash of the file name.
         batch_size, num_workers: DataLoader settings.
         parse_workers: processes that parse files in prepare_data (0 = one per core).
@@ -112,6 +115,7 @@ class MelodyDataModule(SplitDataModule):
         max_pitch: int = 84,
         max_len: int = 256,
         transpose: int = 5,
+        common_key: bool = False,
         val_percent: int = 10,
         test_percent: int = 10,
         batch_size: int = 32,
@@ -166,7 +170,11 @@ class MelodyDataModule(SplitDataModule):
         h = self.hparams
         splits: dict[str, list[list[int]]] = {"train": [], "val": [], "test": []}
         out_of_range = 0
+        moved = 0
         for name, events in sorted(cache["melodies"].items()):
+            if h.common_key:
+                events, shifted = self._to_common_key(events)
+                moved += shifted
             if not self.vocab.fits(events):
                 out_of_range += 1
                 continue
@@ -175,12 +183,23 @@ class MelodyDataModule(SplitDataModule):
             rank_zero_warn(describe_failures(cache["skipped"], len(paths), what))
         if out_of_range:
             rank_zero_warn(f"dropped {out_of_range} melodies with pitches outside {h.min_pitch}..{h.max_pitch}")
+        if h.common_key:
+            rank_zero_info(f"{moved} of {len(cache['melodies'])} pieces transposed to C major / A minor")
         empty = [k for k, v in splits.items() if not v]
         if empty:
             raise InputError(f"{what}: no pieces in the {', '.join(empty)} split; add files or change val/test_percent")
         self.splits = splits
         counts = ", ".join(f"{k} {len(v)} pieces / {sum(map(len, v))} events" for k, v in splits.items())
         rank_zero_info(f"{what}: {counts}")
+
+    def _to_common_key(self, events: list[int]) -> tuple[list[int], bool]:
+        """-> the melody in C major / A minor (an octave the other way if the shorter move leaves the vocabulary's
+        range), or as it was if neither fits; and whether it moved."""
+        shift = shift_to_common_key(events)
+        for candidate in (shift, shift - 12 if shift > 0 else shift + 12):
+            if shift and self.vocab.fits(events, candidate):
+                return transposed(events, candidate), True
+        return events, False
 
     def split_loader(self, split: str) -> DataLoader:
         train = split == "train"

@@ -49,6 +49,14 @@ class MelodyModel(L.LightningModule):
             num_layers=num_layers, dropout=dropout,
         )
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
+        self.reference_profile: Optional[dict] = None  # statistics of held-out pieces (metrics.profile), for `sample`
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.reference_profile is not None:  # plain floats and lists: still loads with weights_only=True
+            checkpoint["reference_profile"] = self.reference_profile
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.reference_profile = checkpoint.get("reference_profile")
 
     def nll(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """-> mean NLL per predicted event, and how many events were predicted."""

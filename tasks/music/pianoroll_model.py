@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 from torchmetrics import MeanMetric
 
 from core import LSTMEncoder
 from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 
 OUTPUTS = ("nade", "bernoulli")
+NADE_CHUNK = 512  # frames whose NADE tensors exist at once (see NADEHead.logits)
 
 
 class BernoulliHead(nn.Module):
@@ -52,6 +54,21 @@ class NADEHead(nn.Module):
         self.visible_bias = nn.Linear(cond_size, keys)  # b(cond)
 
     def logits(self, cond: Tensor, frames: Tensor) -> Tensor:
+        """In chunks of NADE_CHUNK frames, each recomputed in backward rather than kept: the (N, D, Hn) tensors
+        of a whole batch of long pieces (8 x 1,000 frames: 420 MB each, several of them) made every step
+        allocate and free gigabytes, and the kernel's page handling cost as much time as the arithmetic."""
+        if cond.shape[0] <= NADE_CHUNK:
+            return self._logits(cond, frames)
+        chunks = []
+        for start in range(0, cond.shape[0], NADE_CHUNK):
+            part = cond[start : start + NADE_CHUNK], frames[start : start + NADE_CHUNK]
+            if torch.is_grad_enabled():
+                chunks.append(checkpoint(self._logits, *part, use_reentrant=False))
+            else:
+                chunks.append(self._logits(*part))
+        return torch.cat(chunks)
+
+    def _logits(self, cond: Tensor, frames: Tensor) -> Tensor:
         contributions = frames[:, :, None] * self.W  # (N, D, Hn)
         a = self.hidden_bias(cond)[:, None] + contributions.cumsum(dim=1) - contributions  # keys before d only
         return self.visible_bias(cond) + (torch.sigmoid(a) * self.V).sum(-1)  # (N, D)

@@ -5,6 +5,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 from tasks.common.arguments import (CommandParser, non_negative_int, output_folder, positive_float, positive_int,
                                     probability, user_path)
@@ -12,7 +13,7 @@ from tasks.common.checkpoints import add_checkpoint_arguments, chosen_checkpoint
 from tasks.common.errors import InputError
 from tasks.music.encoding import STEPS_PER_QUARTER, parse_primer, read_melody, write_midi
 from tasks.music.melody_model import MelodyModel
-from tasks.music.metrics import describe
+from tasks.music.metrics import compare, describe, profile
 from tasks.music.pianoroll_data import LOWEST_PITCH, pitches_to_roll, write_roll_midi
 from tasks.music.pianoroll_model import PianoRollModel
 from tasks.music.render import audio_unavailable_reason, melody_roll, piano_roll_png, render_wav
@@ -87,8 +88,22 @@ def main(argv: list[str]) -> int:
                              steps_per_quarter=STEPS_PER_QUARTER)
         stats = describe(events)
         print(f"  {written(midi, png)}   range {stats['pitch_range']} semitones, {stats['in_key']:.0%} in key, "
-              f"longest repeat {stats['longest_repeat']}")
+              f"pitch-class entropy {stats['pitch_class_entropy']:.2f} bits, longest repeat {stats['longest_repeat']}")
+    print(side_by_side(profile(melodies), model.reference_profile))
     return finish(out)
+
+
+def side_by_side(sampled: dict, reference: Optional[dict]) -> str:
+    """The samples' mean statistics, beside the held-out pieces' (saved in the checkpoint while training)."""
+    if reference is None:
+        return (f"  all samples: {sampled['in_key']:.0%} in key, pitch-class entropy "
+                f"{sampled['pitch_class_entropy']:.2f} bits (this checkpoint holds no statistics of held-out pieces)")
+    both = compare(sampled, reference)
+    return (f"  samples (held-out pieces): {both['in_key']:.0%} ({both['reference_in_key']:.0%}) in key, pitch-class "
+            f"entropy {both['pitch_class_entropy']:.2f} ({both['reference_pitch_class_entropy']:.2f}) bits, range "
+            f"{both['pitch_range']:.1f} ({both['reference_pitch_range']:.1f}) semitones, longest repeat "
+            f"{both['longest_repeat']:.1f} ({both['reference_longest_repeat']:.1f}); interval histograms differ by "
+            f"{both['interval_distance']:.2f} (total variation, 0 = the same)")
 
 
 def written(midi: Path, png: Path) -> str:
