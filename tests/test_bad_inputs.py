@@ -231,3 +231,10 @@ def test_make_clean_keeps_venv_and_says_what_it_removes(tmp_path):
         ".venv", ".venv/lib", ".venv/lib/site", ".venv/lib/site/__pycache__", "pkg", "samples"]
     line = next(l for l in make("help", cwd=tmp_path).splitlines() if l.strip().startswith("clean"))
     assert all(word in line for word in ("runs/", ".pytest_cache", "__pycache__", ".venv")), line
+
+
+def test_a_data_option_linked_from_the_model_names_the_one_to_give(tmp_path, capsys):
+    assert main(["train", "speech", "--data.subsampling=conv", f"--run.root={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--data.subsampling is set from --model.subsampling: give "
+                                                    "--model.subsampling instead")
+    assert not (tmp_path / "speech").exists()  # refused before anything was made

@@ -194,8 +194,17 @@ class SuiteCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
+def refuse_linked_targets(task: Task, args: list[str]) -> None:
+    """A data option that the CLI fills from the model's (a parse link) cannot be given itself: say which to give,
+    rather than jsonargparse's "invalid value" for an option that exists in --help."""
+    for source, target in task.parse_links:
+        if any(arg == f"--{target}" or arg.startswith(f"--{target}=") for arg in args):
+            raise InputError(f"--{target} is set from --{source}: give --{source} instead")
+
+
 def train(task: Task, args: list[str]) -> TrainResult:
     """Fit, then test the best checkpoint; returns where everything is, for the caller or a test."""
+    refuse_linked_targets(task, args)
     resume, args = split_resume(args)
     resumed = None
     if resume:  # checked before anything is built: a bad file is a one-line error, not a traceback later
