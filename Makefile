@@ -10,7 +10,7 @@ VIDEO ?=
 HORIZON ?=
 TRAINER ?=
 TORCHRUN ?=
-BENCH ?= jsb_pianoroll
+BENCH ?= pianoroll
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -60,7 +60,7 @@ classify: venv ## Classify VIDEO=clip.mp4 (several files or a folder) with CKPT 
 test: venv ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q $(ARGS)
 
-bench: venv ## Run bench/$(BENCH).py (default jsb_pianoroll; or BENCH=translation ARGS="speed ..."): slow, real data
+bench: venv ## Run bench/$(BENCH).py (default pianoroll: 3 corpora x 2 outputs, ~1 h; or BENCH=translation ARGS="speed ..."): slow, real data
 	$(PY) bench/$(BENCH).py $(ARGS)
 
 clean: ## Remove runs/ (every run: checkpoints, logs, samples), .pytest_cache/ and __pycache__/ folders outside .venv (keeps .venv and the data cache)

@@ -2,11 +2,14 @@
 a tiny run learns, and a checkpoint samples to MIDI."""
 import itertools
 
+import lightning as L
+
 import numpy as np
 import pytest
 import torch
 from music21 import converter
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from learning import RECORD, assert_beats, recorded
 from tasks.cli import main
@@ -62,6 +65,39 @@ def test_nade_in_chunks_gives_the_same_logits_and_gradients(monkeypatch):
         torch.testing.assert_close(mine, theirs)
     with torch.no_grad():
         torch.testing.assert_close(head.logits(cond, frames), whole)
+
+
+@pytest.mark.parametrize("window", [1, 4, 7, 40])
+def test_windows_with_carried_state_score_what_whole_pieces_score(window):
+    """Truncated BPTT changes only where gradients stop: the NLL of every frame, window by window with the state
+    carried, equals the whole-piece NLL (pieces of different lengths, windows that cut them anywhere)."""
+    torch.manual_seed(3)
+    model = PianoRollModel(keys=6, hidden_size=8, num_layers=2, nade_hidden=5, dropout=0.0, window=window).eval()
+    lengths = torch.tensor([13, 2, 9])
+    rolls = (torch.rand(3, 13, 6) < 0.4).float() * (torch.arange(13)[None, :, None] < lengths[:, None, None])
+    whole = model.frame_nll((rolls, lengths))
+    parts, state = [], None
+    for start in range(0, 12, window):
+        nll, state = model.window_nll((rolls, lengths), start, start + window, state)
+        parts.append(nll)
+    windowed = torch.cat(parts)
+    assert len(windowed) == len(whole) == int((lengths - 1).sum())
+    torch.testing.assert_close(windowed.sum(), whole.sum())
+    without_state = sum(model.window_nll((rolls, lengths), s, s + window)[0].sum() for s in range(0, 12, window))
+    if window < 12:  # the carried state matters: dropping it changes the score
+        assert abs(without_state - whole.sum()) > 1e-3
+
+
+def test_a_training_batch_steps_once_per_window(tmp_path):
+    """One optimiser step per window of the batch's longest piece (manual optimisation)."""
+    from tasks.music.pianoroll_data import collate_rolls
+
+    model = PianoRollModel(keys=88, hidden_size=8, num_layers=1, nade_hidden=4, window=5)
+    pieces = [(torch.rand(23, 88) < 0.1).float(), (torch.rand(9, 88) < 0.1).float()]  # 22 predicted frames
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, train_dataloaders=DataLoader([pieces], batch_size=None, collate_fn=collate_rolls))
+    assert trainer.global_step == 5  # windows of 5 frames: 5, 5, 5, 5, 2
 
 
 def test_nade_samples_follow_its_probabilities():

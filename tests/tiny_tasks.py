@@ -18,24 +18,25 @@ SPEECH_TEXTS = ["turn on", "play jazz", "call mum", "stop", "what's up", "set a 
                 "volume up", "go home", "say hi", "call dad", "lights on", "play rock", "stop it", "go back"]
 
 
-def chorale_like_rolls(rng, pieces, frames=32):
-    """Four voices moving by small steps around a chord: learnable structure, not noise."""
+def chorale_like_rolls(rng, pieces, frames=(32, 32)):
+    """Four voices moving by small steps around a chord: learnable structure, not noise. frames: (fewest, most)."""
     rolls = []
     for _ in range(pieces):
-        roll = np.zeros((frames, 88), dtype=np.uint8)
+        length = frames[0] if frames[0] == frames[1] else int(rng.integers(frames[0], frames[1] + 1))
+        roll = np.zeros((length, 88), dtype=np.uint8)
         voices = np.array([36, 43, 52, 60]) + rng.integers(0, 5)
-        for t in range(frames):
+        for t in range(len(roll)):
             voices = np.clip(voices + rng.choice([-2, 0, 0, 2], size=4), 21, 100)
             roll[t, voices - 21] = 1
         rolls.append(roll)
     return rolls
 
 
-def write_jsb_like(path: Path, train: int = 24, val: int = 6, test: int = 6) -> Path:
+def write_jsb_like(path: Path, train: int = 24, val: int = 6, test: int = 6, frames=(32, 32)) -> Path:
     """A .mat file in the layout of JSB_Chorales.mat (Bai et al. 2018), of chorale-like rolls."""
     rng = np.random.default_rng(0)
-    splits = {"traindata": chorale_like_rolls(rng, train), "validdata": chorale_like_rolls(rng, val),
-              "testdata": chorale_like_rolls(rng, test)}
+    splits = {"traindata": chorale_like_rolls(rng, train, frames), "validdata": chorale_like_rolls(rng, val, frames),
+              "testdata": chorale_like_rolls(rng, test, frames)}
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {k: np.array(v + [None], dtype=object)[:-1][None] for k, v in splits.items()})
     return path
@@ -74,8 +75,9 @@ def tiny(task: str, folder: Path) -> dict:
                              val_percent=20, test_percent=20),
                 "model": dict(hidden_size=32, embedding_dim=16, num_layers=1, dropout=0.0)}
     if task == "music-pianoroll":
-        return {"data": dict(path=str(write_jsb_like(folder / "jsb.mat", 12, 5, 3)), batch_size=4),
-                "model": dict(hidden_size=16, num_layers=1, nade_hidden=8, dropout=0.0)}
+        # pieces of 8 to 40 frames in windows of 6: processes whose batches need different numbers of windows
+        return {"data": dict(path=str(write_jsb_like(folder / "jsb.mat", 12, 5, 3, frames=(8, 40))), batch_size=4),
+                "model": dict(hidden_size=16, num_layers=1, nade_hidden=8, dropout=0.0, window=6)}
     if task == "translation":
         return {"data": dict(numbers_train=300, numbers_val=30, numbers_test=20, vocab_size=200, batch_size=16,
                              cache_dir=cache),

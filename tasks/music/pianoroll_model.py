@@ -2,10 +2,16 @@
 
 Scored as the published protocol does: total negative log-likelihood of frame t+1 given frames <= t,
 divided by the number of predicted frames (nats per frame).
+
+Training reads long pieces in windows with the LSTM state carried from one window to the next (truncated
+backpropagation through time), one optimiser step per window: a batch of 8 pieces of 1,500 frames gives 12
+updates instead of one. Evaluation reads every piece whole, so every frame is scored exactly once.
 """
 from __future__ import annotations
 
 from typing import Literal, Optional
+
+import math
 
 import lightning as L
 import numpy as np
@@ -16,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from torchmetrics import MeanMetric
 
 from core import LSTMEncoder
+from core.encoder import State
 from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
 
 OUTPUTS = ("nade", "bernoulli")
@@ -91,8 +98,12 @@ class PianoRollModel(L.LightningModule):
         hidden_size, num_layers, dropout: the LSTM.
         output: nade (keys of a frame modelled jointly) or bernoulli (independent keys).
         nade_hidden: hidden units of the NADE.
+        window: training reads pieces in windows of this many frames, the state carried across them, one
+            optimiser step each (0: whole pieces, one step per batch). Evaluation always reads whole pieces.
         lr, weight_decay: AdamW.
         lr_patience: epochs without validation gain before the learning rate halves.
+        grad_clip: clip each window's gradient norm to this (0: off). Set here, not on the trainer: optimisation
+            is manual, one step per window.
     """
 
     monitor = "val/nll"
@@ -106,34 +117,73 @@ class PianoRollModel(L.LightningModule):
         dropout: float = 0.3,
         output: Literal["nade", "bernoulli"] = "nade",
         nade_hidden: int = 150,
-        lr: float = 1e-3,
+        window: int = 16,
+        lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_patience: int = 3,
+        grad_clip: float = 1.0,
     ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"Unsupported output {output!r}: choose one of {', '.join(OUTPUTS)}")
+        if window < 0 or grad_clip < 0:
+            raise ValueError(f"--model.window={window} and --model.grad_clip={grad_clip} must be at least 0")
         self.save_hyperparameters()
         check_optimiser_settings(lr, weight_decay)
+        self.automatic_optimization = False  # one optimiser step per window of a batch
         self.encoder = LSTMEncoder(input_size=keys, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = NADEHead(hidden_size, keys, nade_hidden) if output == "nade" else BernoulliHead(hidden_size, keys)
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
 
-    def frame_nll(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """-> NLL summed over keys for every predicted frame (N,), one per real frame t+1."""
+    def frame_nll(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """-> NLL summed over keys for every predicted frame (N,), one per real frame t+1: whole pieces."""
         rolls, lengths = batch  # (B, T, D), (B,)
-        inputs, targets = rolls[:, :-1], rolls[:, 1:]
-        states = self.encoder(inputs, (lengths - 1).clamp(min=1), need_state=False).outputs  # (B, T-1, H)
-        real = torch.arange(targets.shape[1], device=rolls.device)[None] < (lengths - 1)[:, None]  # (B, T-1)
+        states = self.encoder(rolls[:, :-1], (lengths - 1).clamp(min=1), need_state=False).outputs  # (B, T-1, H)
+        return self._nll(states, rolls, lengths, start=0)
+
+    def window_nll(self, batch: tuple[Tensor, Tensor], start: int, stop: int,
+                   state: Optional[State] = None) -> tuple[Tensor, State]:
+        """NLL of the frames predicted from inputs start..stop-1, continuing the LSTM `state` of the frames before
+        -> (NLL per real predicted frame (N,), state after the window). Over consecutive windows this is
+        frame_nll: the fused LSTM runs the padded window as it is, and padding after a piece's end only
+        reaches frames that are not scored."""
+        rolls, lengths = batch
+        out = self.encoder(rolls[:, start : min(stop, rolls.shape[1] - 1)], state=state)  # the last frame has no next
+        return self._nll(out.outputs, rolls, lengths, start), out.state
+
+    def _nll(self, states: Tensor, rolls: Tensor, lengths: Tensor, start: int) -> Tensor:
+        """states (B, W, H) after the inputs at frames start..start+W-1 -> NLL of each real next frame (N,)."""
+        steps = start + torch.arange(states.shape[1], device=rolls.device)
+        real = steps[None] < (lengths - 1)[:, None]  # (B, W): frame t+1 exists
+        targets = rolls[:, start + 1 : start + 1 + states.shape[1]]
         cond, frames = self.dropout(states[real]), targets[real]  # (N, H), (N, D)
         logits = self.head.logits(cond, frames)
         return F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(-1)
 
     def training_step(self, batch, batch_idx):
-        nll = self.frame_nll(batch)
-        self.log("train/loss", nll.mean(), prog_bar=True, batch_size=len(nll))
-        return nll.mean()
+        rolls, lengths = batch
+        window = self.hparams.window or rolls.shape[1]
+        # Every process must step as often as the others (DDP syncs gradients at each step): the most windows
+        # any process needs this batch; a process with shorter pieces steps on padding, with zero gradients.
+        count = int(self.all_gather(torch.tensor(math.ceil((rolls.shape[1] - 1) / window), device=self.device)).max())
+        rolls = F.pad(rolls, (0, 0, 0, count * window + 1 - rolls.shape[1]))  # every window full length
+        optimizer, state, total, frames = self.optimizers(), None, rolls.new_zeros(()), 0
+        for start in range(0, count * window, window):
+            nll, state = self.window_nll((rolls, lengths), start, start + window, state)
+            optimizer.zero_grad()
+            self.manual_backward(nll.sum() / max(len(nll), 1))
+            if self.hparams.grad_clip:
+                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            optimizer.step()
+            state = tuple(s.detach() for s in state)  # truncated: the next window does not backpropagate into this one
+            total, frames = total + nll.detach().sum(), frames + len(nll)
+        self.log("train/loss", total / max(frames, 1), prog_bar=True, batch_size=max(frames, 1))
+
+    def on_validation_epoch_end(self) -> None:
+        # Optimisation is manual, so the plateau schedule is stepped here, once per real validation.
+        if not self.trainer.sanity_checking:
+            self.lr_schedulers().step(self.val_nll.compute())
 
     def validation_step(self, batch, batch_idx):
         nll = self.frame_nll(batch)
@@ -146,7 +196,9 @@ class PianoRollModel(L.LightningModule):
         self.log("test/nll", self.test_nll)
 
     def configure_optimizers(self):
-        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience, loss="val/nll")
+        config = adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        del config["lr_scheduler"]["monitor"]  # stepped by hand on val/nll (on_validation_epoch_end)
+        return config
 
     @torch.no_grad()
     def generate(self, num: int, frames: int, primer: np.ndarray, seed: Optional[int] = None) -> list[np.ndarray]:
