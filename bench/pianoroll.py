@@ -8,7 +8,8 @@
 Each run is `make train TASK=music-pianoroll` on that corpus (its 15-minute budget, early stopping), then
 the test NLL per frame: total NLL of predicting frame t+1 from frames <= t over every test piece, divided by
 the predicted frames (the Boulanger-Lewandowski 2012 protocol). The table also gives the run's kernel (sys)
-share of user time, and is written to bench/results/pianoroll.json.
+share of user time. Every run is added to bench/results/pianoroll.json (replacing an earlier run of the
+same corpus and output), and the table shows all of them.
 """
 from __future__ import annotations
 
@@ -79,14 +80,15 @@ def main() -> None:
     missing = [f"{c} ({paths[c]})" for c in corpora if not paths[c].is_file()]
     if missing:
         p.error(f"no such file for {', '.join(missing)}: pass --data CORPUS=PATH")
-    rows = []
+    rows = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else []  # earlier runs of other settings
     for corpus in corpora:
         for output in outputs:
-            rows.append(run(corpus, str(paths[corpus]), output, args.overrides))
-            print(f"\n{table(rows)}\n", flush=True)  # so far: a long benchmark shows what it has
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "runs": rows}, indent=2))
-    print(f"written to {RESULTS}")
+            result = {**run(corpus, str(paths[corpus]), output, args.overrides), "date": time.strftime("%Y-%m-%d")}
+            rows = [r for r in rows if (r["corpus"], r["output"]) != (corpus, output)] + [result]
+            rows.sort(key=lambda r: (list(CORPORA).index(r["corpus"]), r["output"] != "nade"))
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps({"cpus": os.cpu_count(), "runs": rows}, indent=2))
+            print(f"\n{table(rows)}\n(written to {RESULTS})", flush=True)  # a long benchmark shows what it has
 
 
 if __name__ == "__main__":

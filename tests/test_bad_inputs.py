@@ -167,6 +167,16 @@ def test_a_negative_learning_rate_is_refused_at_startup(tmp_path, capsys, task):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # no data prepared, no run folder
 
 
+@pytest.mark.parametrize("task", ["music-pianoroll", "forecast"])  # the models that step their optimiser themselves
+@pytest.mark.parametrize("option, names", [("--trainer.gradient_clip_val=1", "--model.grad_clip"),
+                                           ("--trainer.accumulate_grad_batches=2", "--data.batch_size")])
+def test_lightnings_clipping_and_accumulation_are_refused_where_the_model_steps_itself(tmp_path, capsys, task, option,
+                                                                                       names):
+    one_line_error(capsys, ["train", task, *cli_args(tiny(task, tmp_path)), option, "--trainer.max_epochs=1",
+                            f"--run.root={tmp_path / 'runs'}", *QUIET], option.split("=")[0], names)
+    assert not (tmp_path / "runs").exists()
+
+
 # ---- ~ in paths ----
 
 def test_tilde_is_expanded_in_every_path(ckpt, tmp_path, capsys):

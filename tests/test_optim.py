@@ -51,3 +51,32 @@ def test_budget_spent_follows_max_time_when_it_runs_out_first():
     assert math.isclose(budget_spent(trainer), 0.5)
     trainer.callbacks, trainer.estimated_stepping_batches = [], float("inf")  # no budget at all: no decay
     assert budget_spent(trainer) == 0.0
+
+
+class ThreeStepsPerBatch(Regression):
+    """Steps its optimiser itself, three times per batch (as the piano-roll model does, once per window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        optimizer, x, y = self.optimizers(), *batch
+        for _ in range(3):
+            self.rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.zero_grad()
+            self.manual_backward(torch.nn.functional.mse_loss(self.layer(x), y))
+            optimizer.step()
+            self.lr_schedulers().step()
+
+
+def test_budget_decay_counts_batches_when_the_model_steps_several_times_per_batch():
+    data = torch.utils.data.TensorDataset(torch.randn(64, 3), torch.randn(64, 1))
+    model = ThreeStepsPerBatch()
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=8))  # 16 batches, 48 steps
+    rates = model.rates
+    assert len(rates) == 48
+    assert math.isclose(rates[24], PEAK / 2, rel_tol=0.15)  # half the batches: half the peak, not already zero
+    assert 0 < rates[-1] < PEAK * 0.1

@@ -49,7 +49,11 @@ def budget_spent(trainer: Trainer) -> float:
     shares = [0.0]
     total_steps = trainer.estimated_stepping_batches
     if math.isfinite(total_steps) and total_steps > 0:
-        shares.append(trainer.global_step / total_steps)
+        # a model that steps its optimiser itself may step several times per batch: count its batches instead
+        module = getattr(trainer, "lightning_module", None)
+        manual = module is not None and not module.automatic_optimization
+        done = trainer.fit_loop.epoch_loop.batch_progress.total.completed if manual else trainer.global_step
+        shares.append(done / total_steps)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # there when max_time is set
     remaining = timer.time_remaining(RunningStage.TRAINING) if timer is not None else None
     if remaining is not None:

@@ -156,6 +156,7 @@ class SuiteCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         run: RunOptions = self.config_init["run"]
+        refuse_automatic_options(self.task, self.model, self.config_init["trainer"])
         if run.last_every_n_steps is not None and run.last_every_n_steps < 1:
             raise InputError(f"--run.last_every_n_steps must be at least 1, got {run.last_every_n_steps}")
         check_wandb_login(run.wandb)  # before the run folder exists: a refused run leaves nothing behind
@@ -192,6 +193,19 @@ class SuiteCLI(LightningCLI):
         kwargs["callbacks"] = callbacks
         kwargs["default_root_dir"] = str(self.run_dir)
         return super().instantiate_trainer(**kwargs)
+
+
+def refuse_automatic_options(task: Task, model, trainer_config: dict) -> None:
+    """A model that steps its optimiser itself (several steps per batch) cannot have Lightning clip or accumulate
+    its gradients: say so in one line, before anything is built, and name the model's own option."""
+    if model.automatic_optimization:
+        return
+    if trainer_config.get("gradient_clip_val"):
+        raise InputError(f"--trainer.gradient_clip_val: {task.name} steps its optimiser itself and clips each step: "
+                         "set --model.grad_clip instead")
+    if (trainer_config.get("accumulate_grad_batches") or 1) != 1:
+        raise InputError(f"--trainer.accumulate_grad_batches: {task.name} steps its optimiser itself, several times "
+                         "per batch; raise --data.batch_size instead")
 
 
 def refuse_linked_targets(task: Task, args: list[str]) -> None:

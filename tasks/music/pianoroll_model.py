@@ -23,7 +23,7 @@ from torchmetrics import MeanMetric
 
 from core import LSTMEncoder
 from core.encoder import State
-from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
+from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau, check_optimiser_settings
 
 OUTPUTS = ("nade", "bernoulli")
 NADE_CHUNK = 512  # frames whose NADE tensors exist at once (see NADEHead.logits)
@@ -101,7 +101,10 @@ class PianoRollModel(L.LightningModule):
         window: training reads pieces in windows of this many frames, the state carried across them, one
             optimiser step each (0: whole pieces, one step per batch). Evaluation always reads whole pieces.
         lr, weight_decay: AdamW.
-        lr_patience: epochs without validation gain before the learning rate halves.
+        lr_schedule: "plateau" (halve after lr_patience epochs without validation gain) or "budget" (warm up over
+            warmup_steps, then decay linearly to zero when max_time or the step budget runs out: for large
+            corpora, such as MuseData, that are still learning when the time is up).
+        lr_patience: epochs without validation gain before the learning rate halves (plateau).
         grad_clip: clip each window's gradient norm to this (0: off). Set here, not on the trainer: optimisation
             is manual, one step per window.
     """
@@ -120,12 +123,16 @@ class PianoRollModel(L.LightningModule):
         window: int = 16,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        lr_schedule: Literal["plateau", "budget"] = "plateau",
+        warmup_steps: int = 100,
         lr_patience: int = 3,
         grad_clip: float = 1.0,
     ):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"Unsupported output {output!r}: choose one of {', '.join(OUTPUTS)}")
+        if lr_schedule not in ("plateau", "budget"):
+            raise ValueError(f"Unsupported lr_schedule {lr_schedule!r}: choose plateau or budget")
         if window < 0 or grad_clip < 0:
             raise ValueError(f"--model.window={window} and --model.grad_clip={grad_clip} must be at least 0")
         self.save_hyperparameters()
@@ -176,13 +183,15 @@ class PianoRollModel(L.LightningModule):
             if self.hparams.grad_clip:
                 self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
             optimizer.step()
+            if self.hparams.lr_schedule == "budget":
+                self.lr_schedulers().step()  # (manual optimisation: Lightning steps no scheduler)
             state = tuple(s.detach() for s in state)  # truncated: the next window does not backpropagate into this one
             total, frames = total + nll.detach().sum(), frames + len(nll)
         self.log("train/loss", total / max(frames, 1), prog_bar=True, batch_size=max(frames, 1))
 
     def on_validation_epoch_end(self) -> None:
         # Optimisation is manual, so the plateau schedule is stepped here, once per real validation.
-        if not self.trainer.sanity_checking:
+        if self.hparams.lr_schedule == "plateau" and not self.trainer.sanity_checking:
             self.lr_schedulers().step(self.val_nll.compute())
 
     def validation_step(self, batch, batch_idx):
@@ -196,7 +205,10 @@ class PianoRollModel(L.LightningModule):
         self.log("test/nll", self.test_nll)
 
     def configure_optimizers(self):
-        config = adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        h = self.hparams
+        if h.lr_schedule == "budget":
+            return adamw_with_budget_decay(self, h.lr, h.weight_decay, h.warmup_steps)  # stepped in training_step
+        config = adamw_with_plateau(self, h.lr, h.weight_decay, h.lr_patience)
         del config["lr_scheduler"]["monitor"]  # stepped by hand on val/nll (on_validation_epoch_end)
         return config
 
