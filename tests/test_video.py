@@ -2,17 +2,22 @@
 a checkpoint alone classifies video files, bad files are reported; the network's heads and backbones."""
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from learning import RECORD, assert_beats, recorded
 from tasks.cli import main
 from tasks.common.checkpoints import load_model
+from tasks.common.errors import InputError
 from tasks.common.training import train
 from tasks.registry import get_task
 from tasks.video.decode import decode_clip
 from tasks.video.model import VideoModel
-from tasks.video.network import LRCN, ResNet18
+from tasks.video.data import VideoDataModule, VideoDataset
+from tasks.video.network import LRCN
+from tasks.video.render import render_clip
+from tasks.video.render_cluttered import CLUTTERED_CLASSES, render_cluttered_clip
 from wandb_records import history
 
 
@@ -49,6 +54,25 @@ def test_tiny_run_learns(trained):
     assert_beats(record.test["test/acc"], baselines, margin=0.3, higher_is_better=True)
     losses = [epoch["train/loss"] for epoch in record.train]
     assert len(losses) == 16 and losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("inputs", ["diff", "rgb+diff"])
+def test_tiny_run_learns_from_each_motion_input(inputs, tmp_path):
+    """The motion streams alone and fused with RGB, each on held-out clips of two mirror-image motions."""
+    result = train(get_task("video"), [
+        "--data.synth_clips_per_class=300", f"--data.synth_classes={TWO_MOTIONS}", "--data.synth_frames=8",
+        "--data.synth_size=32", "--data.frames=4", "--data.cache_frames=8", "--data.height=32", "--data.width=32",
+        "--data.crop=28", "--data.batch_size=16", "--data.num_workers=0", "--data.prepare_workers=1",
+        f"--data.cache_dir={tmp_path / 'cache'}", f"--model.inputs={inputs}", "--model.channels=[8, 16]",
+        "--model.feature_size=32", "--model.hidden_size=32", "--model.dropout=0.0", "--model.lr=0.003",
+        "--model.lr_patience=100", "--trainer.max_epochs=12", "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false", "--trainer.callbacks=[]", f"--run.root={tmp_path / 'runs'}",
+        "--run.wandb=off", RECORD,
+    ])
+    test_labels = [c.label for c in result.trainer.datamodule.clips["test"]]
+    majority = max(set(test_labels), key=test_labels.count)
+    baselines = {"chance": 0.5, "majority class": test_labels.count(majority) / len(test_labels)}
+    assert_beats(recorded(result).test["test/acc"], baselines, margin=0.3, higher_is_better=True)
 
 
 def test_wandb_offline_run_holds_the_metrics(trained):
@@ -98,21 +122,105 @@ def test_checkpoint_is_weights_only(trained):
     assert checkpoint["hyper_parameters"]["class_names"] == TWO_MOTIONS
 
 
-def test_heads_and_the_resnet_backbone(tmp_path):
+def test_the_mean_head_averages_distributions():
     frames = torch.randn(2, 3, 3, 32, 32)  # (B, T, C, H, W)
     mean_head = LRCN(num_classes=5, channels=(8,), feature_size=16, hidden_size=16, head="mean").eval()
     assert torch.allclose(mean_head(frames).exp().sum(-1), torch.ones(2), atol=1e-5)  # the mean of T distributions
-    resnet = ResNet18()
-    assert resnet(torch.randn(2, 3, 64, 64)).shape == (2, 512)
-    weights = {**resnet.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
-    torch.save(weights, tmp_path / "resnet18.pth")  # what torchvision's resnet18 weights hold, fc included
-    other = ResNet18()
-    other.load_pretrained(tmp_path / "resnet18.pth")
-    assert torch.equal(other.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
-    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
-    with pytest.raises((ValueError, RuntimeError)):
-        other.load_pretrained(tmp_path / "wrong.pth")
-    model = VideoModel(class_names=["a", "b"], backbone="resnet18", backbone_weights=str(tmp_path / "resnet18.pth"),
-                       frames=2, crop=32, height=32, width=32)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_torchvision_backbones_load_local_weights_and_freeze(name, tmp_path):
+    import torchvision
+
+    reference = getattr(torchvision.models, name)(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "weights.pth")  # what torchvision's files hold, classifier included
+    model = VideoModel(class_names=["a", "b"], backbone=name, backbone_weights=str(tmp_path / "weights.pth"),
+                       inputs="rgb+diff", freeze_backbone=True, frames=2, crop=32, height=32, width=32)
     model.setup("fit")
-    assert torch.equal(model.net.cnn.layer1[0].conv1.weight, resnet.layer1[0].conv1.weight)
+    for stream in model.net.streams.values():  # both streams start from the file
+        mine = dict(stream.model.named_parameters())
+        assert all(torch.equal(mine[k], v) for k, v in reference.named_parameters() if k in mine)
+        assert not any(p.requires_grad for p in stream.parameters())
+    model.train()
+    assert not any(m.training for m in model.net.streams["rgb"].model.modules())  # frozen batch norms keep statistics
+    assert model(torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8)).shape == (2, 2)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    wrong = VideoModel(class_names=["a", "b"], backbone=name, backbone_weights=str(tmp_path / "wrong.pth"))
+    with pytest.raises(InputError, match="wrong.pth: not"):
+        wrong.setup("fit")
+
+
+def test_imagenet_weights_are_looked_up_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    model = VideoModel(class_names=["a", "b"], backbone="resnet18", backbone_weights="imagenet")
+    with pytest.raises(InputError, match=r"hub/checkpoints/resnet18-f37072fd.pth not found.*https://download"):
+        model.setup("fit")
+    with pytest.raises(InputError, match="freeze_backbone needs"):
+        VideoModel(class_names=["a", "b"], backbone="resnet18", freeze_backbone=True)
+
+
+def test_checkpoints_from_before_the_streams_load_as_the_rgb_stream():
+    model = VideoModel(class_names=["a", "b"], channels=[8], feature_size=16, hidden_size=16)
+    old = {k.replace("net.streams.rgb.", "net.cnn."): torch.randn_like(v) if v.is_floating_point() else v
+           for k, v in model.state_dict().items()}
+    checkpoint = {"state_dict": old}
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    assert torch.equal(model.net.streams.rgb.conv[0].weight, old["net.cnn.conv.0.weight"])
+
+
+@pytest.mark.parametrize("style", ["plain", "cluttered"])
+def test_the_motion_stream_sees_motion_not_the_first_frame(style):
+    """Two clips of one seed share their first frame and differ in motion: the rgb stream's first-frame feature is
+    the same for both, the difference stream's later features are not."""
+    render, (one, other) = ((render_clip, ("MoveLeft", "MoveUp")) if style == "plain"
+                            else (render_cluttered_clip, ("SwingSideways", "CircleClockwise")))
+    clips = torch.stack([torch.from_numpy(render(m, (3, 1, 4), frames=8, size=32)) for m in (one, other)])
+    assert torch.equal(clips[0, 0], clips[1, 0]) and not torch.equal(clips[0, 4], clips[1, 4])
+    net = LRCN(num_classes=2, inputs="rgb+diff", channels=(8, 16), feature_size=16, hidden_size=16).eval()
+    with torch.no_grad():
+        features = net.frame_features(clips.permute(0, 1, 4, 2, 3).float() / 255)
+    rgb, diff = features["rgb"], features["diff"]
+    torch.testing.assert_close(rgb[0, 0], rgb[1, 0])
+    torch.testing.assert_close(diff[0, 0], diff[1, 0])  # nothing has moved yet
+    assert (diff[0, 1:] - diff[1, 1:]).abs().max() > 1e-3
+
+
+def test_colour_jitter_is_the_same_in_every_frame(tmp_path):
+    clip = np.full((4, 8, 8, 3), 100, dtype=np.uint8)
+    np.save(tmp_path / "clip.npy", clip)
+    dataset = VideoDataset([tmp_path / "clip.npy"], [0], frames=4, crop=8, train=True, flip=False, colour_jitter=0.3)
+    views = [dataset[0][0] for _ in range(5)]
+    for view in views:
+        assert all(torch.equal(view[0], frame) for frame in view)  # a still clip stays still: motion untouched
+    assert len({tuple(v[0, :, 0, 0].tolist()) for v in views}) > 1  # and the colours change between accesses
+
+
+def test_the_cluttered_style_builds_its_own_corpus(tmp_path):
+    data = VideoDataModule(synth_style="cluttered", synth_clips_per_class=4, synth_frames=6, synth_size=32, frames=3,
+                           cache_frames=6, height=32, width=32, crop=28, test_fraction=0.25, val_fraction=0.0,
+                           prepare_workers=1, num_workers=0, cache_dir=str(tmp_path))
+    data.prepare_data()
+    data.setup("fit")
+    assert data.class_names == list(CLUTTERED_CLASSES)
+    assert {len(data.clips["train"]), len(data.clips["test"])} == {18, 6}
+    assert next(tmp_path.glob("synth-cluttered-*"))
+    with pytest.raises(InputError, match="MoveLeft.*synth_style cluttered"):
+        VideoDataModule(synth_style="cluttered", synth_classes=["MoveLeft", "Hop"])
+    with pytest.raises(InputError, match="synth_style 'tilted'"):
+        VideoDataModule(synth_style="tilted")
+
+
+def test_cache_fps_keeps_frames_at_that_rate_from_the_middle(tmp_path):
+    from tasks.video.render import write_video
+
+    ramp = np.stack([np.full((16, 16, 3), 10 * i, dtype=np.uint8) for i in range(24)])  # frame i is 10 * i bright
+    write_video(ramp, tmp_path / "ramp.mp4", fps=12)
+
+    def kept(**options) -> list[int]:
+        clip = decode_clip(tmp_path / "ramp.mp4", frames=6, height=16, width=16, **options)
+        return [round(float(frame.mean()) / 10) for frame in clip]
+
+    assert kept(fps=6) == [6, 8, 10, 12, 14, 16]  # every second frame of a 12 fps file, a centred run
+    assert kept(fps=12) == [9, 10, 11, 12, 13, 14]  # the file's own rate: consecutive frames
+    assert kept() == [2, 6, 10, 14, 18, 22]  # without a rate: spread over the whole clip

@@ -190,9 +190,11 @@ class PianoRollModel(L.LightningModule):
         self.log("train/loss", total / max(frames, 1), prog_bar=True, batch_size=max(frames, 1))
 
     def on_validation_epoch_end(self) -> None:
-        # Optimisation is manual, so the plateau schedule is stepped here, once per real validation.
-        if self.hparams.lr_schedule == "plateau" and not self.trainer.sanity_checking:
-            self.lr_schedulers().step(self.val_nll.compute())
+        # Optimisation is manual, so the plateau schedule is stepped here, once per validation within fit
+        # (`trainer.validate` has no scheduler).
+        scheduler = self.lr_schedulers() if self.hparams.lr_schedule == "plateau" else None
+        if scheduler is not None and not self.trainer.sanity_checking:
+            scheduler.step(self.val_nll.compute())
 
     def validation_step(self, batch, batch_idx):
         nll = self.frame_nll(batch)

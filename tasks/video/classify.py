@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     failed = 0
     for path in files:
         try:
-            clip = decode_clip(path, frames=h.cache_frames, height=h.height, width=h.width)
+            clip = decode_clip(path, frames=h.cache_frames, height=h.height, width=h.width, fps=h.get("cache_fps"))
         except Exception as error:  # one bad file must not stop the others
             print(f"{path}: cannot read video ({type(error).__name__}: {error})", file=sys.stderr)
             failed += 1

@@ -25,9 +25,10 @@ from tasks.common.workers import run_on_files
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
 from tasks.video.decode import cache_clip, cache_folder, cached
 from tasks.video.render import CLASSES as SYNTH_CLASSES
-from tasks.video.render import MOTIONS
+from tasks.video.render import STYLES
 from tasks.video.render import VERSION as SYNTH_VERSION
-from tasks.video.render import render_corpus
+from tasks.video.render import render_corpus, style_motions
+from tasks.video.render_cluttered import CLUTTERED_CLASSES
 
 
 class Batch(NamedTuple):
@@ -64,12 +65,15 @@ def eval_view(clip: np.ndarray, frames: int, crop: int) -> torch.Tensor:
 class VideoDataset(Dataset):
     """Cached clips of one split; item i -> (frames (T, C, h, w) uint8, label, i).
 
-    Training draws a time offset, a crop position and (with flip) a mirror per access, from torch's
-    generator (seeded per DataLoader worker); evaluation is the same every time.
+    Training draws a time offset, a crop position, (with flip) a mirror and (with colour_jitter) colour gains
+    per access, from torch's generator (seeded per DataLoader worker), each the same for every frame of the
+    clip; evaluation is the same every time.
     """
 
-    def __init__(self, files: list[Path], labels: list[int], *, frames: int, crop: int, train: bool, flip: bool):
+    def __init__(self, files: list[Path], labels: list[int], *, frames: int, crop: int, train: bool, flip: bool,
+                 colour_jitter: float = 0.0):
         self.files, self.labels, self.frames, self.crop, self.train, self.flip = files, labels, frames, crop, train, flip
+        self.colour_jitter = colour_jitter
 
     def __len__(self) -> int:
         return len(self.files)
@@ -83,7 +87,12 @@ class VideoDataset(Dataset):
         view = clip[sample_indices(len(clip), self.frames, offset), top : top + self.crop, left : left + self.crop]
         if self.flip and mirror < 0.5:
             view = view[:, :, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2), self.labels[i], i
+        frames = torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2)  # (T, C, h, w)
+        if self.colour_jitter:
+            gains = 1 + self.colour_jitter * (2 * torch.rand(1, 3, 1, 1) - 1)
+            shift = 255 * self.colour_jitter * (2 * torch.rand(()) - 1)
+            frames = (frames.float() * gains + shift).round().clamp(0, 255).to(torch.uint8)
+        return frames, self.labels[i], i
 
 
 def collate_clips(items: list[tuple[torch.Tensor, int, int]]) -> Batch:
@@ -104,18 +113,25 @@ class VideoDataModule(SplitDataModule):
         val_fraction: share of each class's training clips held out for validation (whole groups).
         test_fraction: share of each class for the test split, when there are no split files (and the
             test share of the synthetic corpus).
-        synth_classes: the motions of the synthetic corpus, one class each (None: the 10 of render.CLASSES: 8
-            directions, Grow, Shrink); RotateClockwise and RotateAnticlockwise are there too, and harder.
+        synth_style: "plain" (one shape moving on a still background) or "cluttered" (a small actor whose way of
+            moving is the class, a panning camera, textures and two drifting distractors: render_cluttered.py).
+        synth_classes: the motions of the synthetic corpus, one class each (None: the style's defaults; plain:
+            the 10 of render.CLASSES, 8 directions, Grow, Shrink, with RotateClockwise and RotateAnticlockwise
+            there too, and harder; cluttered: its 6).
         synth_clips_per_class: clips of each synthetic class.
         synth_frames: frames per synthetic clip.
         synth_size: synthetic frame size in pixels (square, even).
         frames: frames sampled per clip (T): evenly spaced, at a random offset in training.
         cache_frames: frames kept per clip in the cache, evenly spaced; the T sampled come from these.
+        cache_fps: keep frames at this rate instead (consecutive, from the middle of each clip, at most
+            cache_frames of them): motion is then sampled alike in short and long videos (None: spread evenly).
         height: cached frame height (clips are resized to height x width when decoded).
         width: cached frame width.
         crop: the square the model sees: a random crop in training, the centre one in evaluation.
         flip: mirror half of the training clips. None: on for real videos, off for the synthetic corpus,
             where a mirror image turns MoveLeft into MoveRight and clockwise into anticlockwise.
+        colour_jitter: training clips get random per-channel gains and a brightness shift of up to this
+            share, the same in every frame of a clip, so motion is untouched (0 = off).
         batch_size: clips per batch.
         num_workers: DataLoader worker processes (persistent: they live across epochs).
         prepare_workers: processes that render and decode in prepare_data (0 = one per core).
@@ -131,16 +147,19 @@ class VideoDataModule(SplitDataModule):
         split: int = 1,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        synth_style: str = "plain",
         synth_classes: Optional[list[str]] = None,
         synth_clips_per_class: int = 300,
         synth_frames: int = 16,
         synth_size: int = 64,
         frames: int = 8,
         cache_frames: int = 16,
+        cache_fps: Optional[float] = None,
         height: int = 48,
         width: int = 48,
         crop: int = 44,
         flip: Optional[bool] = None,
+        colour_jitter: float = 0.0,
         batch_size: int = 32,
         num_workers: int = 2,
         prepare_workers: int = 0,
@@ -149,15 +168,23 @@ class VideoDataModule(SplitDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        if cache_fps is not None and not cache_fps > 0:
+            raise InputError(f"cache_fps {cache_fps}: must be above 0 (or null: frames spread over the whole clip)")
         if frames < 1 or cache_frames < frames:
             raise InputError(f"frames {frames} and cache_frames {cache_frames}: need 1 <= frames <= cache_frames")
         if not 0 < crop <= min(height, width):
             raise InputError(f"crop {crop}: must fit in the cached frames, {height} x {width}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1):
             raise InputError(f"val_fraction {val_fraction} and test_fraction {test_fraction}: each must be in [0, 1)")
-        unknown = sorted(set(synth_classes or ()) - set(MOTIONS))
+        if synth_style not in STYLES:
+            raise InputError(f"synth_style {synth_style!r}: choose one of {', '.join(STYLES)}")
+        if not 0 <= colour_jitter < 1:
+            raise InputError(f"colour_jitter {colour_jitter}: must be in [0, 1)")
+        motions = style_motions(synth_style)
+        unknown = sorted(set(synth_classes or ()) - set(motions))
         if unknown or (synth_classes is not None and len(set(synth_classes)) < 2):
-            raise InputError(f"synth_classes {unknown or synth_classes}: choose 2 or more of {', '.join(MOTIONS)}")
+            raise InputError(f"synth_classes {unknown or synth_classes}: choose 2 or more of {', '.join(motions)} "
+                             f"(synth_style {synth_style})")
         if splits_dir and not root:
             raise InputError("splits_dir needs root, the folder of class folders the split files refer to")
         self.clips: dict[str, list[Clip]] = {}  # after setup(): the usable clips of each split
@@ -168,7 +195,8 @@ class VideoDataModule(SplitDataModule):
     @property
     def class_names(self) -> list[str]:
         if self.hparams.root is None:
-            return sorted(set(self.hparams.synth_classes or SYNTH_CLASSES))
+            default = SYNTH_CLASSES if self.hparams.synth_style == "plain" else CLUTTERED_CLASSES
+            return sorted(set(self.hparams.synth_classes or default))
         return class_names(self.hparams.root)
 
     @property
@@ -178,6 +206,10 @@ class VideoDataModule(SplitDataModule):
     @property
     def cache_frames(self) -> int:
         return self.hparams.cache_frames
+
+    @property
+    def cache_fps(self) -> Optional[float]:
+        return self.hparams.cache_fps
 
     @property
     def height(self) -> int:
@@ -201,7 +233,10 @@ class VideoDataModule(SplitDataModule):
         h = self.hparams
         classes = "-".join(sorted(set(h.synth_classes))) if h.synth_classes else "default"
         stamp = [SYNTH_VERSION, classes, h.synth_clips_per_class, h.synth_frames, h.synth_size, h.test_fraction, h.seed]
-        name = f"synth-{h.synth_clips_per_class}x{h.synth_frames}x{h.synth_size}-{stamp_digest(stamp, 8)}"
+        if h.synth_style != "plain":  # (plain corpora keep the names they had before there were styles)
+            stamp.append(h.synth_style)
+        name = f"synth-{h.synth_style}-" if h.synth_style != "plain" else "synth-"
+        name += f"{h.synth_clips_per_class}x{h.synth_frames}x{h.synth_size}-{stamp_digest(stamp, 8)}"
         return Path(h.cache_dir).expanduser() / name
 
     def describe(self) -> str:
@@ -217,7 +252,7 @@ class VideoDataModule(SplitDataModule):
 
     def _cache(self) -> Path:
         h = self.hparams
-        return cache_folder(h.cache_dir, frames=h.cache_frames, height=h.height, width=h.width)
+        return cache_folder(h.cache_dir, frames=h.cache_frames, height=h.height, width=h.width, fps=h.cache_fps)
 
     # ---- building the cache ----
 
@@ -227,7 +262,7 @@ class VideoDataModule(SplitDataModule):
         if h.root is None:
             render_corpus(self._synth_folder(), classes=self.class_names, clips_per_class=h.synth_clips_per_class,
                           frames=h.synth_frames, size=h.synth_size, test_fraction=h.test_fraction, seed=h.seed,
-                          workers=h.prepare_workers)
+                          workers=h.prepare_workers, style=h.synth_style)
         listing, _ = self._listing()
         folder = self._cache()
         folder.mkdir(parents=True, exist_ok=True)
@@ -235,7 +270,8 @@ class VideoDataModule(SplitDataModule):
         todo = [p for p in dict.fromkeys(paths) if not any(f.exists() for f in cached(folder, p))]
         if not todo:
             return
-        decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width)
+        decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width,
+                         fps=h.cache_fps)
         _, failures = run_on_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
                                   workers=h.prepare_workers)
         unmarked = {path: reason for path, reason in failures.items() if not cached(folder, path)[1].exists()}
@@ -283,7 +319,8 @@ class VideoDataModule(SplitDataModule):
         self.clips = usable
         self.datasets = {
             split: VideoDataset([cached(folder, c.path)[0] for c in clips], [c.label for c in clips], frames=h.frames,
-                                crop=h.crop, train=split == "train", flip=self._flip() and split == "train")
+                                crop=h.crop, train=split == "train", flip=self._flip() and split == "train",
+                                colour_jitter=h.colour_jitter if split == "train" else 0.0)
             for split, clips in usable.items() if clips
         }
         counts = ", ".join(f"{split} {len(clips)}" for split, clips in usable.items())

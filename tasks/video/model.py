@@ -1,7 +1,6 @@
 """Video activity recognition: uint8 clips -> normalised -> LRCN -> class scores; top-1/top-5 accuracy."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 import lightning as L
@@ -13,7 +12,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from tasks.common.errors import InputError
-from tasks.common.optim import adamw_with_plateau, check_optimiser_settings
+from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau, check_optimiser_settings
+from tasks.video.backbones import weights_path
 from tasks.video.data import eval_view
 from tasks.video.network import LRCN
 
@@ -26,22 +26,30 @@ class VideoModel(L.LightningModule):
 
     Args:
         class_names: linked from the data (sorted class folder names).
-        frames, cache_frames, height, width, crop: linked from the data: how a clip becomes the model's input
-            (decoded to cache_frames frames of height x width, frames of them sampled, a crop x crop centre).
+        frames, cache_frames, cache_fps, height, width, crop: linked from the data: how a clip becomes the
+            model's input (decoded to cache_frames frames of height x width, spread over the clip or at
+            cache_fps, frames of them sampled, a crop x crop centre).
         normalize: "clip" standardises each colour channel of a clip by its own mean and deviation over all its
             frames and pixels (as speech normalises each utterance): the scene's colours and brightness no longer
             matter, and the synthetic corpus draws them at random. "dataset" uses the fixed mean and std.
         mean, std: per-channel RGB (0..1) statistics for normalize "dataset" (ImageNet's, which pretrained
             backbones expect).
-        backbone: "small" (a CNN trained from scratch) or "resnet18" (ImageNet weights from backbone_weights).
-        backbone_weights: a local torchvision resnet18 state dict, loaded when training starts; none: random init.
+        inputs: what the frame encoders read: "rgb", "diff" (frame differences: motion) or "rgb+diff" (two
+            streams, their features side by side before the LSTM).
+        backbone: "small" (a CNN trained from scratch), "resnet18" or "mobilenet_v3_small" (torchvision's).
+        backbone_weights: for a torchvision backbone, loaded when training starts: "imagenet" (the file torchvision
+            downloads, looked up in torch's hub cache, never fetched) or a state dict file; none: random init.
+        freeze_backbone: keep the pretrained backbone as loaded (only the LSTM and the output learn).
         channels: the small CNN's convolution widths, one block (and one 2x pooling) each.
         grid: the small CNN keeps a grid x grid map of positions in its frame feature.
         keypoints: the small CNN also gives each channel's expected x and y (spatial soft-argmax) and mean.
         feature_size: the small CNN's frame feature size (resnet18: 512).
         hidden_size, num_layers, dropout: the LSTM over frame features.
         head: "final" classifies the LSTM's last state, "mean" averages per-frame predictions (as LRCN did).
-        lr, weight_decay, lr_patience: AdamW, learning rate halved after lr_patience stalled validations.
+        lr, weight_decay: AdamW.
+        lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
+            budget runs out: the time budget decides the end) or "plateau" (halve after lr_patience stalled
+            validations).
         label_smoothing: cross-entropy label smoothing.
     """
 
@@ -53,14 +61,17 @@ class VideoModel(L.LightningModule):
         class_names: list[str],
         frames: int = 8,
         cache_frames: int = 16,
+        cache_fps: Optional[float] = None,
         height: int = 48,
         width: int = 48,
         crop: int = 44,
         normalize: Literal["clip", "dataset"] = "clip",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        backbone: Literal["small", "resnet18"] = "small",
+        inputs: Literal["rgb", "diff", "rgb+diff"] = "rgb",
+        backbone: Literal["small", "resnet18", "mobilenet_v3_small"] = "small",
         backbone_weights: Optional[str] = None,
+        freeze_backbone: bool = False,
         channels: Sequence[int] = (16, 32, 64),
         grid: int = 4,
         keypoints: bool = True,
@@ -71,6 +82,8 @@ class VideoModel(L.LightningModule):
         head: Literal["final", "mean"] = "final",
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
+        lr_schedule: Literal["budget", "plateau"] = "plateau",
+        warmup_steps: int = 50,
         lr_patience: int = 2,
         label_smoothing: float = 0.0,
     ):
@@ -79,10 +92,15 @@ class VideoModel(L.LightningModule):
         check_optimiser_settings(lr, weight_decay)
         if normalize not in ("clip", "dataset"):
             raise ValueError(f"Unsupported normalize {normalize!r}: choose clip or dataset")
+        if lr_schedule not in ("budget", "plateau"):
+            raise ValueError(f"Unsupported lr_schedule {lr_schedule!r}: choose budget or plateau")
+        if freeze_backbone and not backbone_weights:
+            raise InputError("--model.freeze_backbone needs --model.backbone_weights (imagenet or a file): a frozen "
+                             "random backbone learns nothing")
         K = len(class_names)
-        self.net = LRCN(num_classes=K, backbone=backbone, channels=channels, grid=grid, keypoints=keypoints,
-                        feature_size=feature_size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                        head=head)
+        self.net = LRCN(num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone, inputs=inputs,
+                        channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
+                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))
@@ -96,15 +114,20 @@ class VideoModel(L.LightningModule):
         return list(self.hparams.class_names)
 
     def setup(self, stage: str) -> None:
-        weights = self.hparams.backbone_weights
-        if stage != "fit" or not weights:  # (a resumed run's checkpoint replaces them afterwards)
+        if stage != "fit":  # (a resumed run's checkpoint replaces the weights afterwards)
             return
-        if self.hparams.backbone != "resnet18":
-            raise InputError(f"backbone_weights are for backbone resnet18, not {self.hparams.backbone}")
-        if not Path(weights).expanduser().is_file():
-            raise InputError(f"backbone_weights {weights}: no such file (torchvision's resnet18-f37072fd.pth; "
-                             "or --model.backbone_weights=null to train the backbone from scratch)")
-        self.net.cnn.load_pretrained(weights)
+        path = weights_path(self.hparams.backbone, self.hparams.backbone_weights)
+        for stream in self.net.streams.values() if path else ():
+            stream.load_weights(path)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints from before the streams (one CNN at net.cnn, the hand-copied ResNet-18) load as the rgb stream."""
+        state = checkpoint["state_dict"]
+        if any(k.startswith("net.cnn.") for k in state):
+            resnet = self.hparams.backbone == "resnet18"
+            prefix = "net.streams.rgb.model." if resnet else "net.streams.rgb."
+            checkpoint["state_dict"] = {(prefix + k[len("net.cnn."):] if k.startswith("net.cnn.") else k): v
+                                        for k, v in state.items()}
 
     def forward(self, frames: Tensor) -> Tensor:
         """frames (B, T, C, h, w) uint8 RGB -> logits (B, K)."""
@@ -149,7 +172,10 @@ class VideoModel(L.LightningModule):
         self._evaluate(batch, "test", self.test_acc, self.test_top5, self.test_confusion)
 
     def configure_optimizers(self):
-        return adamw_with_plateau(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.lr_patience)
+        h = self.hparams
+        if h.lr_schedule == "budget":
+            return adamw_with_budget_decay(self, h.lr, h.weight_decay, h.warmup_steps)
+        return adamw_with_plateau(self, h.lr, h.weight_decay, h.lr_patience)
 
     @torch.no_grad()
     def probabilities(self, clips: list[np.ndarray]) -> Tensor:

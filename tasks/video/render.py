@@ -57,6 +57,7 @@ TEXTURE = (3.0, 12.0)  # strength of the background's static texture, in 0..255 
 NOISE = (2.0, 8.0)  # standard deviation of the per-frame pixel noise, in 0..255 levels
 MIN_CONTRAST = 90.0  # least RGB distance between the shape's colour and either background colour
 FPS = 12
+STYLES = ("plain", "cluttered")
 VERSION = 2  # bump when the clips change, so a corpus rendered before is not reused
 
 
@@ -212,25 +213,41 @@ class Job(NamedTuple):
     frames: int
     size: int
     out: str
+    style: str = "plain"
+
+
+def style_motions(style: str) -> Sequence[str]:
+    """The motions a synthetic style can render: plain (this module) or cluttered (render_cluttered)."""
+    from tasks.video.render_cluttered import CLUTTERED_MOTIONS
+
+    if style not in STYLES:
+        raise ValueError(f"Unsupported synthetic style {style!r}: choose one of {', '.join(STYLES)}")
+    return tuple(MOTIONS) if style == "plain" else tuple(CLUTTERED_MOTIONS)
 
 
 def _render(job: Job) -> None:
-    write_video(render_clip(job.motion, job.seed, frames=job.frames, size=job.size), job.out)
+    from tasks.video.render_cluttered import render_cluttered_clip
+
+    render = render_clip if job.style == "plain" else render_cluttered_clip
+    write_video(render(job.motion, job.seed, frames=job.frames, size=job.size), job.out)
 
 
 def render_corpus(folder: str | Path, *, classes: Sequence[str] = CLASSES, clips_per_class: int = 200, frames: int = 16,
-                  size: int = 64, test_fraction: float = 0.2, seed: int = 0, workers: int = 0) -> Path:
+                  size: int = 64, test_fraction: float = 0.2, seed: int = 0, workers: int = 0,
+                  style: str = "plain") -> Path:
     """Render the corpus into `folder` unless it is already there -> the folder.
 
     Args:
         folder: written as <folder>/<class>/<class>_NNNN.mp4 plus trainlist01.txt, testlist01.txt and classInd.txt.
-        classes: motions from MOTIONS, one class each.
+        classes: motions of the style, one class each.
         clips_per_class: clips of each class.
         frames: frames per clip.
         size: frame width and height in pixels (even, for H.264).
         test_fraction: share of each class in testlist01.txt; the rest is in trainlist01.txt.
         seed: draws every clip.
         workers: rendering processes; 0 = one per core, 1 = in this process.
+        style: plain (one shape on a still background) or cluttered (render_cluttered: a panning camera,
+            distractors, a small actor).
     """
     folder = Path(folder).expanduser()
     if (folder / "classInd.txt").exists():
@@ -238,9 +255,10 @@ def render_corpus(folder: str | Path, *, classes: Sequence[str] = CLASSES, clips
     if size % 2 or size < 16:
         raise ValueError(f"frame size {size}: must be even (H.264 needs it) and at least 16")
     classes = sorted(set(classes))
-    unknown = [c for c in classes if c not in MOTIONS]
+    motions = style_motions(style)
+    unknown = [c for c in classes if c not in motions]
     if unknown or len(classes) < 2:
-        raise ValueError(f"classes {unknown or classes}: need 2 or more of {', '.join(MOTIONS)}")
+        raise ValueError(f"classes {unknown or classes}: need 2 or more of {', '.join(motions)}")
     if clips_per_class < 2 or frames < 2:
         raise ValueError(f"clips_per_class {clips_per_class} and frames {frames}: need at least 2 of each")
 
@@ -251,7 +269,7 @@ def render_corpus(folder: str | Path, *, classes: Sequence[str] = CLASSES, clips
             (partial / motion).mkdir(parents=True)
             for n in range(clips_per_class):
                 name = f"{motion}/{motion}_{n:04d}.mp4"
-                jobs.append(Job(motion, (seed, label, n), frames, size, str(partial / name)))
+                jobs.append(Job(motion, (seed, label, n), frames, size, str(partial / name), style))
                 (test if n < n_test else train).append((name, label + 1))
         _run(jobs, workers)
         (partial / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
