@@ -117,8 +117,9 @@ class VideoModel(L.LightningModule):
         if stage != "fit":  # (a resumed run's checkpoint replaces the weights afterwards)
             return
         path = weights_path(self.hparams.backbone, self.hparams.backbone_weights)
-        for stream in self.net.streams.values() if path else ():
-            stream.load_weights(path)
+        if path is not None:  # every stream starts from them, the difference stream too
+            for stream in self.net.streams.values():
+                stream.load_weights(path)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Checkpoints from before the streams (one CNN at net.cnn, the hand-copied ResNet-18) load as the rgb stream."""
