@@ -1,5 +1,11 @@
 import os
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: torch's intra-op threads on top of that oversubscribe the
+    # cores, and OpenMP's spinning threads then cost more than they give. One thread per worker (inherited by
+    # the training subprocesses the tests start).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to wandb's servers

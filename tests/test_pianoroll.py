@@ -129,7 +129,7 @@ def runs(jsb_like):
         results[output] = train(get_task("music-pianoroll"), [
             f"--data.path={jsb_like / 'jsb.mat'}", f"--model.output={output}", "--model.hidden_size=32",
             "--model.num_layers=1", "--model.nade_hidden=16", "--model.lr=0.01", "--model.dropout=0.0",
-            "--data.batch_size=4", "--trainer.max_epochs=25", "--trainer.enable_progress_bar=false",
+            "--data.batch_size=4", "--trainer.max_epochs=13", "--trainer.enable_progress_bar=false",
             "--trainer.callbacks=[]", RECORD, f"--run.root={jsb_like / 'runs'}", f"--run.name={output}",
             "--run.wandb=off",
         ])
