@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from core.attention import Memory
+from core.lean import for_generation
 
 
 class Steppable(Protocol):
@@ -46,23 +47,33 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 
 
 def _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose) -> Hypotheses:
-    token, finished = start, torch.zeros_like(start, dtype=torch.bool)
-    total = torch.zeros(start.shape[0], device=start.device)
-    tokens = []
-    for _ in range(max_len):
+    """The loop greedy and sample share. Generation at batch 1 is bound by per-step overhead, so a step does
+    only what it needs: tokens go into a pre-allocated (B, L) tensor, banned tokens are one in-place fill,
+    and the end-of-sequence bookkeeping is skipped when there is no eos."""
+    decoder = for_generation(decoder)
+    B, device = start.shape[0], start.device
+    tokens = torch.full((B, max_len), pad, dtype=torch.long, device=device)
+    total = torch.zeros(B, device=device)
+    banned_index = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device) if banned else None
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    token, length = start, 0
+    for length in range(1, max_len + 1):
         logits, state = decoder.step(token, state, memory)  # (B, V)
-        if banned:
-            logits[:, list(banned)] = float("-inf")
-        logp = logits.float().log_softmax(dim=-1)
+        if banned_index is not None:
+            logits.index_fill_(1, banned_index, float("-inf"))
         token = choose(logits)
-        total += torch.where(finished, 0.0, logp.gather(1, token[:, None])[:, 0])
+        logp = logits.float().log_softmax(dim=-1).gather(1, token[:, None])[:, 0]
+        if eos is None:
+            total += logp
+            tokens[:, length - 1] = token
+            continue
+        total += logp.masked_fill(finished, 0.0)
         token = token.masked_fill(finished, pad)
-        tokens.append(token)
-        if eos is not None:
-            finished |= token == eos
-            if finished.all():
-                break
-    return Hypotheses(torch.stack(tokens, dim=1), total)
+        tokens[:, length - 1] = token
+        finished |= token == eos
+        if finished.all():
+            break
+    return Hypotheses(tokens[:, :length], total)
 
 
 def greedy(
@@ -101,9 +112,17 @@ def sample(
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
+    noise: list[Tensor] = []  # Gumbel noise for the coming steps, drawn in blocks
+
     def choose(logits: Tensor) -> Tensor:
-        probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        # Gumbel-max: argmax(logits + G), G = -log(Exp(1)) per token, is a draw from softmax(logits); with the
+        # noise drawn many steps at a time it costs two operations a step instead of softmax and multinomial.
+        if not noise:
+            steps = max(1, min(256, 2**22 // logits.numel()))  # a block of at most 16 MB
+            block = torch.empty((steps, *logits.shape), device=logits.device).exponential_(generator=generator)
+            noise.extend(block.log_().neg_().unbind(0))
+        scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
+        return (filter_logits(scaled, top_k, top_p) + noise.pop()).argmax(dim=-1)
 
     return _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose)
 
@@ -130,6 +149,7 @@ def beam_search(
     Finished hypotheses stay in their beam, extended only by `pad` at no cost, and compete with live
     ones on length-normalised score. start (B,) -> best tokens (B, L) and their normalised scores.
     """
+    decoder = for_generation(decoder)
     B, K = start.shape[0], beam_size
     device = start.device
     repeat = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)

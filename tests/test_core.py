@@ -15,6 +15,7 @@ from core import (
     prime,
     sample,
 )
+from core.lean import LeanStep, for_generation
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -179,8 +180,10 @@ DECODER_KINDS = [dict()] + [dict(attention=k, memory_size=6) for k in ATTENTION_
 ]
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["module-step", "lean-step"])
 @pytest.mark.parametrize("kind", DECODER_KINDS, ids=lambda k: "-".join(f"{v}" for v in k.values()) or "lm")
-def test_step_reproduces_forward(kind):
+def test_step_reproduces_forward(kind, lean):
+    """Both step paths: the decoder's own (training) and core.lean's, which generation takes (no autograd)."""
     torch.manual_seed(0)
     dec = LSTMDecoder(vocab_size=11, hidden_size=8, num_layers=2, **kind).eval()
     memory = None
@@ -188,12 +191,32 @@ def test_step_reproduces_forward(kind):
         memory = make_memory(M=kind["memory_size"])
     tokens = torch.randint(0, 11, (3, 7))
     full = dec(tokens, memory=memory)
-    state, logits = None, []
-    for t in range(7):
-        step_logits, state = dec.step(tokens[:, t], state, memory)
-        logits.append(step_logits)
+    with torch.set_grad_enabled(not lean):
+        stepper = for_generation(dec)
+        assert isinstance(stepper, LeanStep) == lean
+        state, logits = None, []
+        for t in range(7):
+            step_logits, state = stepper.step(tokens[:, t], state, memory)
+            logits.append(step_logits)
     torch.testing.assert_close(torch.stack(logits, 1), full.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state.h, full.state.h, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state.c, full.state.c, rtol=1e-5, atol=1e-5)
+
+
+def test_lean_step_without_the_token_table_and_never_in_training(monkeypatch):
+    monkeypatch.setattr("core.lean.TOKEN_TABLE_LIMIT", 0)  # a large vocabulary: embed, then project, each step
+    dec = LSTMDecoder(vocab_size=11, hidden_size=8, num_layers=2).eval()
+    tokens = torch.randint(0, 11, (2, 5))
+    with torch.no_grad():
+        stepper = for_generation(dec)
+        assert stepper.token_gates is None
+        state, logits = None, []
+        for t in range(5):
+            step_logits, state = stepper.step(tokens[:, t], state)
+            logits.append(step_logits)
+        torch.testing.assert_close(torch.stack(logits, 1), dec(tokens).logits, rtol=1e-5, atol=1e-5)
+        assert for_generation(dec.train()) is dec  # dropout on: the module path
+    assert for_generation(dec.eval()) is dec  # autograd on: the module path keeps the graph
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
@@ -250,8 +273,16 @@ class CountingDecoder(LSTMDecoder):
         return super().forward(tokens, state, memory)
 
 
-def test_generation_costs_one_step_per_token_after_the_prefix():
+
+def test_generation_costs_one_step_per_token_after_the_prefix(monkeypatch):
     dec = CountingDecoder(vocab_size=9, hidden_size=8).eval()
+    lean_step = LeanStep.step
+
+    def counted(self, token, state, memory=None):
+        dec.tokens_seen += 1
+        return lean_step(self, token, state, memory)
+
+    monkeypatch.setattr(LeanStep, "step", counted)
     prefix = torch.randint(3, 9, (2, 10))
     with torch.no_grad():
         token, state = prime(dec, prefix)
@@ -283,3 +314,40 @@ def test_learning_rate_schedule_follows_the_validation_loss_not_the_checkpoint_m
 
     config = adamw_with_plateau(Module(2, 2), 1e-3, 0.0, 1)
     assert config["lr_scheduler"]["monitor"] == "val/loss" and config["lr_scheduler"]["scheduler"].mode == "min"
+
+
+class FixedLogits:
+    """A Steppable whose next-token distribution never changes: sampling frequencies can be checked exactly."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def step(self, token, state, memory=None):
+        return self.logits.expand(token.shape[0], -1).clone(), state
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.5, 0, 1.0), (2.0, 3, 1.0), (1.0, 0, 0.8)])
+def test_samples_follow_the_filtered_softmax(temperature, top_k, top_p):
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]])
+    start = torch.zeros(4000, dtype=torch.long)
+    out = sample(FixedLogits(logits), start, 5, temperature=temperature, top_k=top_k, top_p=top_p,
+                 generator=torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(out.tokens.flatten(), minlength=5).float() / out.tokens.numel()
+    expected = filter_logits(logits / temperature, top_k, top_p).softmax(-1)[0]
+    # 20,000 draws: the standard error of a share is at most 0.0035
+    torch.testing.assert_close(frequencies, expected, rtol=0, atol=0.015)
+
+
+def test_the_lean_step_is_reused_until_the_weights_change():
+    dec = LSTMDecoder(vocab_size=11, hidden_size=8).eval()
+    token = torch.tensor([3])
+    with torch.no_grad():
+        first = for_generation(dec)
+        assert for_generation(dec) is first  # built once per set of weights, not per call
+        before = first.step(token, None)[0]
+        dec.output.bias.add_(1.0)  # as an optimiser step would, in place
+        second = for_generation(dec)
+        assert second is not first
+        torch.testing.assert_close(second.step(token, None)[0], before + 1.0)
+        dec.load_state_dict({k: v.clone() for k, v in dec.state_dict().items()})
+        assert for_generation(dec) is not second
