@@ -56,7 +56,7 @@ def test_tiny_run_learns(trained):
     assert len(losses) == 16 and losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("inputs", ["diff", "rgb+diff"])
+@pytest.mark.parametrize("inputs", ["diff", "stable-diff", "rgb+stable-diff"])  # rgb+diff fuses as rgb+stable-diff does
 def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
     """The motion streams alone and fused with RGB, each on held-out clips of two mirror-image motions (the corpus
     and frame cache of the rgb run above, so only training is repeated)."""
@@ -171,18 +171,19 @@ def test_checkpoints_from_before_the_streams_load_as_the_rgb_stream():
     assert torch.equal(model.net.streams.rgb.conv[0].weight, old["net.cnn.conv.0.weight"])
 
 
+@pytest.mark.parametrize("motion", ["diff", "stable-diff"])
 @pytest.mark.parametrize("style", ["plain", "cluttered"])
-def test_the_motion_stream_sees_motion_not_the_first_frame(style):
+def test_the_motion_stream_sees_motion_not_the_first_frame(style, motion):
     """Two clips of one seed share their first frame and differ in motion: the rgb stream's first-frame feature is
     the same for both, the difference stream's later features are not."""
     render, (one, other) = ((render_clip, ("MoveLeft", "MoveUp")) if style == "plain"
                             else (render_cluttered_clip, ("SwingSideways", "CircleClockwise")))
     clips = torch.stack([torch.from_numpy(render(m, (3, 1, 4), frames=8, size=32)) for m in (one, other)])
     assert torch.equal(clips[0, 0], clips[1, 0]) and not torch.equal(clips[0, 4], clips[1, 4])
-    net = LRCN(num_classes=2, inputs="rgb+diff", channels=(8, 16), feature_size=16, hidden_size=16).eval()
+    net = LRCN(num_classes=2, inputs=f"rgb+{motion}", channels=(8, 16), feature_size=16, hidden_size=16).eval()
     with torch.no_grad():
         features = net.frame_features(clips.permute(0, 1, 4, 2, 3).float() / 255)
-    rgb, diff = features["rgb"], features["diff"]
+    rgb, diff = features["rgb"], features[motion]
     torch.testing.assert_close(rgb[0, 0], rgb[1, 0])
     torch.testing.assert_close(diff[0, 0], diff[1, 0])  # nothing has moved yet
     assert (diff[0, 1:] - diff[1, 1:]).abs().max() > 1e-3

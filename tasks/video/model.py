@@ -34,7 +34,8 @@ class VideoModel(L.LightningModule):
             matter, and the synthetic corpus draws them at random. "dataset" uses the fixed mean and std.
         mean, std: per-channel RGB (0..1) statistics for normalize "dataset" (ImageNet's, which pretrained
             backbones expect).
-        inputs: what the frame encoders read: "rgb", "diff" (frame differences: motion) or "rgb+diff" (two
+        inputs: what the frame encoders read: "rgb", "diff" (frame differences: motion), "stable-diff" (frame
+            differences after undoing the camera's pan: motion in the scene) or "rgb+diff" / "rgb+stable-diff" (two
             streams, their features side by side before the LSTM).
         backbone: "small" (a CNN trained from scratch), "resnet18" or "mobilenet_v3_small" (torchvision's).
         backbone_weights: for a torchvision backbone, loaded when training starts: "imagenet" (the file torchvision
@@ -68,7 +69,7 @@ class VideoModel(L.LightningModule):
         normalize: Literal["clip", "dataset"] = "clip",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        inputs: Literal["rgb", "diff", "rgb+diff"] = "rgb",
+        inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb",
         backbone: Literal["small", "resnet18", "mobilenet_v3_small"] = "small",
         backbone_weights: Optional[str] = None,
         freeze_backbone: bool = False,

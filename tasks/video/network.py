@@ -13,28 +13,25 @@ from torch import Tensor, nn
 
 from core import LSTMEncoder
 from tasks.video.backbones import make_backbone
+from tasks.video.motion import frame_differences, stabilised_differences
 
-INPUTS = ("rgb", "diff", "rgb+diff")
+INPUTS = ("rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff")
 HEADS = ("final", "mean")
-
-
-def frame_differences(frames: Tensor) -> Tensor:
-    """(B, T, C, H, W) -> (B, T, C, H, W): frame t minus frame t-1, zero for the first frame: where things
-    moved, a cheap motion stream (the RGB difference of Wang et al. 2016's temporal segment networks)."""
-    return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], dim=1)
+MOTION = {"diff": frame_differences, "stable-diff": stabilised_differences}
 
 
 class LRCN(nn.Module):
     """frames (B, T, C, H, W), normalised -> class logits (B, K).
 
     inputs: which streams a frame encoder reads, each with its own: "rgb" (the frames), "diff" (frame
-    differences) or both, their features side by side before the LSTM. head "final" classifies the LSTM's last
+    differences), "stable-diff" (differences after undoing the camera's pan, tasks/video/motion.py) or rgb
+    with one of them, their features side by side before the LSTM. head "final" classifies the LSTM's last
     state; "mean" classifies every step and averages the T predicted distributions (returned as
     log-probabilities, which cross-entropy takes as logits).
     """
 
     def __init__(self, *, num_classes: int, backbone: str = "small", freeze_backbone: bool = False,
-                 inputs: Literal["rgb", "diff", "rgb+diff"] = "rgb", channels: Sequence[int] = (16, 32, 64),
+                 inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb", channels: Sequence[int] = (16, 32, 64),
                  grid: int = 4, keypoints: bool = True, feature_size: int = 128, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final"):
         super().__init__()
@@ -54,7 +51,7 @@ class LRCN(nn.Module):
     def frame_features(self, frames: Tensor) -> dict[str, Tensor]:
         """frames (B, T, C, H, W) -> each stream's features (B, T, F_stream), every frame through it at once."""
         B, T = frames.shape[:2]
-        views = {"rgb": frames, "diff": frame_differences(frames) if "diff" in self.streams else None}
+        views = {name: frames if name == "rgb" else MOTION[name](frames) for name in self.streams}
         return {name: stream(views[name].flatten(0, 1)).view(B, T, -1) for name, stream in self.streams.items()}
 
     def forward(self, frames: Tensor) -> Tensor:

@@ -1,0 +1,62 @@
+"""Motion streams: plain and stabilised frame differences (tasks/video/motion.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.video.motion import camera_shifts, frame_differences, shifted, stabilised_differences
+from tasks.video.render_cluttered import world_texture
+
+
+def panned_clip(shifts: list[tuple[int, int]], size: int = 48, actor=None) -> torch.Tensor:
+    """(1, T, 3, size, size): windows into one textured world at the given (dy, dx) camera positions; optionally
+    a 4-pixel white square at actor[t] = (y, x) in frame coordinates."""
+    world = torch.from_numpy(world_texture(np.random.default_rng(0), size)).float().permute(2, 0, 1) / 255
+    frames = []
+    for t, (dy, dx) in enumerate(shifts):
+        frame = torch.roll(world, (dy, dx), dims=(1, 2))[:, :size, :size].clone()
+        if actor is not None:
+            y, x = actor[t]
+            frame[:, y:y + 4, x:x + 4] = 1.0
+        frames.append(frame)
+    return torch.stack(frames)[None]
+
+
+def test_camera_shifts_find_the_pan():
+    path = [(0, 0), (2, 3), (4, 6), (5, 10), (5, 13)]
+    found = camera_shifts(panned_clip(path))[0]
+    expected = torch.tensor([[b[0] - a[0], b[1] - a[1]] for a, b in zip(path, path[1:])], dtype=torch.float)
+    torch.testing.assert_close(found, expected, rtol=0, atol=0.25)
+
+
+def test_shifted_moves_content_by_whole_and_sub_pixels():
+    image = torch.zeros(1, 16, 16)
+    image[0, 5, 7] = 1.0
+    moved = shifted(image, torch.tensor([[2.0, -3.0]]))
+    assert moved[0].argmax().item() == 7 * 16 + 4
+    half = shifted(image, torch.tensor([[0.0, 0.5]]))  # sub-pixel: the mass is shared by columns 7 and 8
+    assert float(half[0, 5, 7]) == pytest.approx(float(half[0, 5, 8]), abs=1e-4) and half[0, 5, 7] > 0.3
+
+
+def test_stabilised_differences_cancel_the_pan_and_keep_the_actor():
+    path = [(0, 2 * t) for t in range(6)]  # the camera pans 2 pixels a frame
+    actor = [(20, 10 + 3 * t) for t in range(6)]  # a small square moving on its own
+    still = panned_clip(path)
+    moving = panned_clip(path, actor=actor)
+    plain, stable = frame_differences(still), stabilised_differences(still)
+    # the background: plain differences are large everywhere, stabilised ones vanish away from the edge strip
+    inner = (slice(None), slice(1, None), slice(None), slice(4, -4), slice(4, -4))
+    assert plain[inner].abs().mean() > 0.02
+    assert stable[inner].abs().mean() < 0.1 * plain[inner].abs().mean()
+    # the actor: what remains of a moving clip is where the square is
+    remains = stabilised_differences(moving)[0, 3].abs().sum(0)  # (H, W)
+    y, x = divmod(int(remains.argmax()), remains.shape[1])
+    assert 18 <= y <= 25 and 14 <= x <= 26, (y, x)
+    assert remains[16:28, 14:30].sum() > 0.5 * remains.sum()
+
+
+def test_stabilised_differences_are_zero_for_the_first_frame_and_a_one_frame_clip():
+    clip = panned_clip([(0, 0), (1, 1)])
+    assert torch.equal(stabilised_differences(clip)[:, 0], torch.zeros_like(clip[:, 0]))
+    assert torch.equal(stabilised_differences(clip[:, :1]), torch.zeros_like(clip[:, :1]))
