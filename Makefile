@@ -8,9 +8,13 @@ OUT ?=
 AUDIO ?=
 VIDEO ?=
 HORIZON ?=
+TASKS ?=
+PORT ?=
 TRAINER ?=
 TORCHRUN ?=
 BENCH ?= pianoroll
+# pytest-xdist processes for `make test`: one process leaves a core idle while tests wait on training subprocesses
+TEST_WORKERS ?= 2
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -21,7 +25,7 @@ ckpt_flag = $(if $(CKPT),--ckpt "$(CKPT)")
 paths = set -- "$(1)"; [ -e "$$1" ] || set -- $(1);
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sample translate transcribe forecast classify test bench clean
+.PHONY: help venv train sample translate transcribe forecast classify serve demo test bench clean
 
 help: ## Show this help
 	@echo "usage: make TARGET [TASK=name] [ARGS=\"--key=value ...\"] [CKPT=path] [TRAINER=cpu|gpu|gpus|nodes|ddp-cpu]"
@@ -38,6 +42,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv and install the project (done by every target when needed)
+
+$(VENV)/.serve-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[serve]'
+	touch $@
 
 train: venv ## Train TASK (default music) from configs/TASK.yaml; e.g. ARGS="--trainer.max_epochs=3"
 	$(if $(TORCHRUN),$(VENV)/bin/torchrun $(TORCHRUN) --no-python) $(SUITE) train $(TASK) $(if $(TRAINER),--config configs/trainer/$(TRAINER).yaml) $(ARGS)
@@ -57,8 +65,14 @@ forecast: venv ## Forecast HORIZON=52 steps past the end of the data with CKPT (
 classify: venv ## Classify VIDEO=clip.mp4 (several files or a folder) with CKPT (default: newest best video run)
 	$(call paths,$(VIDEO)) $(SUITE) classify video $(ckpt_flag) "$$@" $(ARGS)
 
-test: venv ## Run the test suite (fast: tiny models, generated data)
-	$(PY) -m pytest -q $(ARGS)
+serve: $(VENV)/.serve-installed ## HTTP server (LitServe) over each task's newest best checkpoint on PORT=8000; TASKS="music translation" to choose
+	$(SUITE) serve $(TASKS) $(if $(PORT),--port $(PORT)) $(ARGS)
+
+demo: $(VENV)/.serve-installed ## Web demo (Gradio) of each task's newest best checkpoint on PORT=7860; TASKS="..." to choose
+	$(SUITE) demo $(TASKS) $(if $(PORT),--port $(PORT)) $(ARGS)
+
+test: venv $(VENV)/.serve-installed ## Run the test suite (fast: tiny models, generated data)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: venv ## Run bench/$(BENCH).py (default pianoroll: 3 corpora x 2 outputs, ~1 h; or BENCH=translation ARGS="speed ..."): slow, real data
 	$(PY) bench/$(BENCH).py $(ARGS)

@@ -11,6 +11,8 @@ def usage() -> str:
     lines = ["usage: lstm-suite COMMAND TASK [options]   (add --help after TASK for the options)", "", "commands:"]
     lines.append("  train TASK [--key=value ...]  train with configs/TASK.yaml; any value can be overridden")
     lines.append("  tasks                         list the tasks")
+    lines.append("  serve [TASK ...] [--port N]   HTTP server over each task's newest checkpoint (needs the serve extra)")
+    lines.append("  demo [TASK ...] [--port N]    web demo of each task's newest checkpoint (needs the serve extra)")
     extra = sorted({c for t in TASKS.values() for c in t.commands})
     for command in extra:
         owners = ", ".join(t.name for t in TASKS.values() if command in t.commands)
@@ -27,6 +29,10 @@ def run(argv: list[str]) -> int:
     if command == "tasks":
         print("\n".join(f"{t.name:<16}{t.summary}" for t in TASKS.values()))
         return 0
+    if command in ("serve", "demo"):  # any number of tasks; LitServe and Gradio are imported only here
+        from tasks.serving import command as serving
+
+        return serving.serve(rest) if command == "serve" else serving.demo(rest)
     if not rest or rest[0].startswith("-"):
         raise InputError(f"`lstm-suite {command}` needs a task: one of {', '.join(TASKS)}")
     task = get_task(rest[0])
