@@ -29,7 +29,7 @@ def run(inputs: str, backbone: str, minutes: float, overrides: list[str]) -> dic
     result = train(get_task("video"), [
         "--config", str(REPO / "configs" / "video-cluttered.yaml"), f"--model.inputs={inputs}",
         f"--model.backbone={backbone}", f"--trainer.max_time=00:00:{int(minutes):02d}:{int(minutes % 1 * 60):02d}",
-        "--run.root=runs/bench", f"--run.name=video-{inputs.replace('+', '-')}-{backbone}", "--run.wandb=off",
+        "--run.root=runs/bench", f"--run.name=video-{inputs.replace('+', '-')}-{backbone}{time.strftime('-%H%M%S') if overrides else ''}", "--run.wandb=off",
         "--trainer.enable_progress_bar=false", *overrides,
     ])
     return {"inputs": inputs, "backbone": backbone, "test_acc": round(float(result.metrics["test/acc"]), 3),
@@ -39,9 +39,10 @@ def run(inputs: str, backbone: str, minutes: float, overrides: list[str]) -> dic
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| inputs | backbone | test accuracy | val accuracy | epochs | minutes (with data) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['inputs']} | {r['backbone']} | **{r['test_acc']:.1%}** | {r['val_acc']:.1%} | {r['epochs']} | "
-              f"{r['minutes']} |" for r in rows]
+    lines = ["| inputs | backbone | other options | test accuracy | val accuracy | epochs | minutes (with data) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['inputs']} | {r['backbone']} | {' '.join(r.get('overrides', [])) or '-'} | **{r['test_acc']:.1%}** | "
+              f"{r['val_acc']:.1%} | {r['epochs']} | {r['minutes']} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -59,7 +60,8 @@ def main() -> None:
     rows = json.loads(RESULTS.read_text())["runs"] if RESULTS.is_file() else []
     for inputs, backbone in grid:
         result = run(inputs, backbone, args.minutes, args.overrides)
-        rows = [r for r in rows if (r["inputs"], r["backbone"]) != (inputs, backbone)] + [result]
+        same = (inputs, backbone, args.overrides)  # a run replaces an earlier one of the same setting
+        rows = [r for r in rows if (r["inputs"], r["backbone"], r.get("overrides", [])) != same] + [result]
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps({"runs": rows}, indent=2))
         print(f"\n{table(rows)}\n(written to {RESULTS})", flush=True)

@@ -168,3 +168,21 @@ def test_piano_roll_checkpoint_samples_midi(runs, tmp_path, capsys):
         assert notes and min(p.midi for n in notes for p in n.pitches) >= 21
     assert len(list(tmp_path.glob("piece_*.png"))) == 2
     assert main(["sample", "music-pianoroll", "--ckpt", ckpt, "--primer", "[[60, 64], [200]]"]) == 2
+
+
+def test_nade_samples_follow_the_nade_distribution():
+    """With 3 keys every frame's probability can be written out: the sampler's frequencies must match it."""
+    torch.manual_seed(0)
+    head = NADEHead(4, 3, 5)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.normal_(0, 1.0)  # far from uniform, and keys that depend on the ones below them
+        cond = torch.randn(1, 4)
+        frames = head.sample(cond.expand(20000, 4), torch.Generator().manual_seed(0))
+        every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))  # (8, 3)
+        logits = head.logits(cond.expand(8, 4), every)
+        exact = torch.exp(-F.binary_cross_entropy_with_logits(logits, every, reduction="none").sum(1))
+    assert exact.sum().item() == pytest.approx(1.0, abs=1e-5)
+    codes = (frames * torch.tensor([4.0, 2.0, 1.0])).sum(1).long()
+    frequencies = torch.bincount(codes, minlength=8).float() / len(codes)
+    torch.testing.assert_close(frequencies, exact, rtol=0, atol=0.015)  # standard error of a share <= 0.0035

@@ -60,3 +60,19 @@ def test_stabilised_differences_are_zero_for_the_first_frame_and_a_one_frame_cli
     clip = panned_clip([(0, 0), (1, 1)])
     assert torch.equal(stabilised_differences(clip)[:, 0], torch.zeros_like(clip[:, 0]))
     assert torch.equal(stabilised_differences(clip[:, :1]), torch.zeros_like(clip[:, :1]))
+
+
+def test_a_keypoints_only_frame_encoder_sees_where_not_what():
+    from tasks.video.backbones import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN(channels=(4, 8), grid=0, keypoints=True, feature_size=6).eval()
+    assert net.project[1].in_features == 3 * 8  # x, y and mean of each channel: nothing else
+    square = torch.zeros(2, 3, 16, 16)
+    square[0, :, 2:6, 2:6] = 1.0
+    square[1, :, 10:14, 10:14] = 1.0  # the same square elsewhere
+    with torch.no_grad():
+        features = net(square)
+    assert (features[0] - features[1]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="grid"):
+        SmallCNN(grid=0, keypoints=False)

@@ -81,13 +81,18 @@ class NADEHead(nn.Module):
         return self.visible_bias(cond) + (torch.sigmoid(a) * self.V).sum(-1)  # (N, D)
 
     def sample(self, cond: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Walk the keys low to high. Each key's draw is `logit > logistic noise` (the same as a Bernoulli of
+        sigmoid(logit)), with the noise of all keys drawn at once, and the key's W row is added to the
+        hidden activations in place: ~6 operations a key instead of ~10, 88 keys a frame."""
         a, b = self.hidden_bias(cond), self.visible_bias(cond)  # (N, Hn), (N, D)
-        frame = torch.zeros_like(b)
-        for d in range(b.shape[1]):
-            p = torch.sigmoid(b[:, d] + (torch.sigmoid(a) * self.V[d]).sum(-1))
-            frame[:, d] = torch.bernoulli(p, generator=generator)
-            a = a + frame[:, d : d + 1] * self.W[d]
-        return frame
+        uniform = torch.rand(b.shape, generator=generator, device=b.device).clamp_(1e-7, 1 - 1e-7)
+        threshold = (uniform.log() - (-uniform).log1p() - b).t().contiguous()  # (D, N): logistic noise minus b
+        frame = torch.empty_like(threshold)
+        V, W = self.V.detach(), self.W.detach()
+        for d in range(frame.shape[0]):
+            torch.gt(torch.mv(torch.sigmoid(a), V[d]), threshold[d], out=frame[d])  # v_d: b_d + V_d.h_d > noise
+            a.addr_(frame[d], W[d])  # a_{d+1} = a_d + v_d W_d
+        return frame.t()
 
 
 class PianoRollModel(L.LightningModule):

@@ -35,8 +35,10 @@ class SmallCNN(nn.Module):
             layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
             previous = width
+        if grid < 0 or (grid == 0 and not keypoints):
+            raise ValueError(f"grid must be >= 0, and 0 only with keypoints (nothing would be left), got grid={grid}")
         self.conv = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.pool = nn.AdaptiveAvgPool2d(grid) if grid else None  # grid 0: keypoints alone, no appearance map
         self.keypoints = keypoints
         size = previous * grid * grid + (3 * previous if keypoints else 0)
         self.project = nn.Sequential(nn.Dropout(dropout), nn.Linear(size, feature_size), nn.ReLU(inplace=True))
@@ -44,7 +46,7 @@ class SmallCNN(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         maps = self.conv(images)  # (N, C, h, w)
-        features = [self.pool(maps).flatten(1)]  # (N, C * grid * grid)
+        features = [self.pool(maps).flatten(1)] if self.pool is not None else []  # (N, C * grid * grid)
         if self.keypoints:
             N, C, h, w = maps.shape
             weights = maps.flatten(2).softmax(dim=-1).view(N, C, h, w)  # where each channel fires

@@ -42,7 +42,8 @@ class VideoModel(L.LightningModule):
             downloads, looked up in torch's hub cache, never fetched) or a state dict file; none: random init.
         freeze_backbone: keep the pretrained backbone as loaded (only the LSTM and the output learn).
         channels: the small CNN's convolution widths, one block (and one 2x pooling) each.
-        grid: the small CNN keeps a grid x grid map of positions in its frame feature.
+        grid: the small CNN keeps a grid x grid map of positions in its frame feature; 0 keeps only the keypoints
+            (where each channel fires, not what the frame looks like).
         keypoints: the small CNN also gives each channel's expected x and y (spatial soft-argmax) and mean.
         feature_size: the small CNN's frame feature size (resnet18: 512).
         hidden_size, num_layers, dropout: the LSTM over frame features.
