@@ -12,7 +12,7 @@ TASKS ?=
 PORT ?=
 TRAINER ?=
 TORCHRUN ?=
-BENCH ?= pianoroll
+BENCH ?= suite
 # pytest-xdist processes for `make test`: one process leaves a core idle while tests wait on training subprocesses
 TEST_WORKERS ?= 2
 PYTHON ?= python3
@@ -74,7 +74,7 @@ demo: $(VENV)/.serve-installed ## Web demo (Gradio) of each task's newest best c
 test: venv $(VENV)/.serve-installed ## Run the test suite (fast: tiny models, generated data)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
-bench: venv ## Run bench/$(BENCH).py (default pianoroll: 3 corpora x 2 outputs, ~1 h; or BENCH=translation ARGS="speed ..."): slow, real data
+bench: venv ## Run bench/$(BENCH).py: default suite, every task's speed, memory and generation in one table (~15 min); or BENCH=pianoroll, BENCH=translation ARGS="speed ..."
 	$(PY) bench/$(BENCH).py $(ARGS)
 
 clean: ## Remove runs/ (every run: checkpoints, logs, samples), .pytest_cache/ and __pycache__/ folders outside .venv (keeps .venv and the data cache)

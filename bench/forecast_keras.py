@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ from tasks.common.training import train
 from tasks.forecast.baselines import scores
 from tasks.forecast.callbacks import EpochLine, Threads
 from tasks.registry import get_task
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "forecast_keras.json"
 
 INSTALL = ("TensorFlow is not installed, and this benchmark runs the Keras side with it. Install the optional "
            "extra into the project's venv:\n    .venv/bin/pip install -e '.[keras]'      (or: .venv/bin/pip install tensorflow-cpu)")
@@ -140,6 +144,10 @@ def main() -> int:
           f"{min(ratios):.2f}-{max(ratios):.2f}; {'meets' if faster else 'misses'} the 2.5x target); median test MSE "
           f"{ours_mse:.4f} vs {keras_mse:.4f} ({'same or lower' if better else 'higher'}).")
     print("Totals: ours includes reading the data, Lightning's setup and the test; Keras' excludes importing TensorFlow.")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)  # what `make bench` (bench/suite.py) shows
+    RESULTS.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "epochs": args.epochs, "pairs": len(ratios),
+                                   "ratio": {"median": per_epoch, "min": min(ratios), "max": max(ratios)},
+                                   "test_mse": {"ours": ours_mse, "keras": keras_mse}}, indent=1))
     return 0 if faster and better else 1
 
 if __name__ == "__main__":

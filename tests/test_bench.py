@@ -1,0 +1,58 @@
+"""The arithmetic of `make bench` (bench/task_speed.py, bench/suite.py): what its table would say wrong if it broke."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.suite import table  # noqa: E402
+from bench.task_speed import Epoch, examples_in, rates, shares, without_schedulers  # noqa: E402
+from tasks.translation.data import Batch  # noqa: E402
+
+
+def test_a_cut_epoch_is_scaled_to_a_whole_one_paying_its_fixed_costs_once():
+    # 10 of 100 batches in 2 s, 1 of 5 validation batches in 0.5 s, 1 s of checkpoints
+    epoch = Epoch(training=2.0, validation=0.5, rest=1.0, examples=320, batches=10, val_batches=1)
+    assert epoch.rate(100, 5) == pytest.approx(3200 / (20 + 2.5 + 1))
+    assert epoch.rate(10, 1) == pytest.approx(320 / 3.5)  # as run
+    summary = rates([epoch, Epoch(training=4.0, rest=0.0, examples=320, batches=10)])
+    assert (summary["min"], summary["max"]) == pytest.approx((80.0, 320 / 3.5))
+    # at 200 examples/s the model's own steps take 16 of the whole epoch's 23.5 s
+    split = shares([epoch], 100, 5, model_rate=200.0)
+    assert split == pytest.approx({"model": 16 / 23.5, "loop": 4 / 23.5, "validation": 2.5 / 23.5,
+                                   "epoch end": 1 / 23.5})
+
+
+def test_examples_are_counted_per_task_batch_kind():
+    tokens = torch.zeros(16, 40, dtype=torch.long)
+    assert examples_in((tokens, torch.full((16,), 40))) == 16  # music: (tokens, lengths)
+    pairs = Batch(torch.zeros(8, 5), torch.zeros(8), torch.zeros(8, 6), torch.zeros(8), torch.arange(8))
+    assert examples_in(pairs) == 8
+    epoch = [(torch.zeros(32, 52, 1), torch.zeros(32, 1)), (torch.zeros(7, 52, 1), torch.zeros(7, 1))]
+    assert examples_in(epoch) == 39  # forecast: one step is a list of batches
+
+
+@pytest.mark.parametrize("config", ["dict", "lists", "alone"])
+def test_model_only_runs_keep_the_optimiser_and_drop_the_schedule(config):
+    model = torch.nn.Linear(2, 2)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, 1)
+    given = {"dict": {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}},
+             "lists": ([optimiser], [scheduler]), "alone": optimiser}[config]
+    model.configure_optimizers = lambda: given
+    without_schedulers(model)
+    assert model.configure_optimizers() in (optimiser, [optimiser])
+
+
+def test_the_table_shows_each_task_and_names_a_failure():
+    row = {"median": 100.0, "min": 90.0, "max": 110.0}
+    done = {"task": "music", "end_to_end": row, "model_only": {**row, "median": 125.0}, "efficiency": 0.8,
+            "shares": {"model": 0.8, "validation": 0.15, "epoch end": 0.05},
+            "peak_rss_mib": 2048.0, "inference": {"events/s, batch 1": row}}
+    text = table([done, {"task": "speech", "error": "exit 1: boom"}], {"speech: no lengths": row})
+    assert "| music | 100.0 (90.0-110.0) | 125.0 (90.0-110.0) | **0.80** | validation 15%, epoch end 5% | 2.00 GiB | events/s, batch 1 100 (90-110) |" in text
+    assert "| speech | failed: exit 1: boom |" in text
+    assert "| speech: no lengths | 100.00 (90.00-110.00) |" in text
