@@ -35,8 +35,9 @@ class VideoModel(L.LightningModule):
         mean, std: per-channel RGB (0..1) statistics for normalize "dataset" (ImageNet's, which pretrained
             backbones expect).
         inputs: what the frame encoders read: "rgb", "diff" (frame differences: motion), "stable-diff" (frame
-            differences after undoing the camera's pan: motion in the scene) or "rgb+diff" / "rgb+stable-diff" (two
-            streams, their features side by side before the LSTM).
+            differences after undoing the camera's pan: motion in the scene), "flow" (dense optical flow after undoing
+            the pan, where the picture changed: the direction of motion, not the colours; the small backbone only) or
+            "rgb+diff" / "rgb+stable-diff" / "rgb+flow" (two streams, their features side by side before the LSTM).
         backbone: "small" (a CNN trained from scratch), "resnet18" or "mobilenet_v3_small" (torchvision's).
         backbone_weights: for a torchvision backbone, loaded when training starts: "imagenet" (the file torchvision
             downloads, looked up in torch's hub cache, never fetched) or a state dict file; none: random init.
@@ -70,7 +71,7 @@ class VideoModel(L.LightningModule):
         normalize: Literal["clip", "dataset"] = "clip",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb",
+        inputs: Literal["rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow"] = "rgb",
         backbone: Literal["small", "resnet18", "mobilenet_v3_small"] = "small",
         backbone_weights: Optional[str] = None,
         freeze_backbone: bool = False,

@@ -13,25 +13,27 @@ from torch import Tensor, nn
 
 from core import LSTMEncoder
 from tasks.video.backbones import make_backbone
-from tasks.video.motion import frame_differences, stabilised_differences
+from tasks.video.motion import frame_differences, scene_flow, stabilised_differences
 
-INPUTS = ("rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff")
+INPUTS = ("rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow")
 HEADS = ("final", "mean")
-MOTION = {"diff": frame_differences, "stable-diff": stabilised_differences}
+MOTION = {"diff": frame_differences, "stable-diff": stabilised_differences, "flow": scene_flow}
 
 
 class LRCN(nn.Module):
     """frames (B, T, C, H, W), normalised -> class logits (B, K).
 
     inputs: which streams a frame encoder reads, each with its own: "rgb" (the frames), "diff" (frame
-    differences), "stable-diff" (differences after undoing the camera's pan, tasks/video/motion.py) or rgb
-    with one of them, their features side by side before the LSTM. head "final" classifies the LSTM's last
+    differences), "stable-diff" (differences after undoing the camera's pan, tasks/video/motion.py), "flow"
+    (dense scene flow after the pan, 2 channels: the direction of motion, appearance-free; its CNN also max-pools,
+    so a small actor's motion is not averaged away) or rgb with one of them, their features side by side before the LSTM. head "final" classifies the LSTM's last
     state; "mean" classifies every step and averages the T predicted distributions (returned as
     log-probabilities, which cross-entropy takes as logits).
     """
 
     def __init__(self, *, num_classes: int, backbone: str = "small", freeze_backbone: bool = False,
-                 inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb", channels: Sequence[int] = (16, 32, 64),
+                 inputs: Literal["rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow"] = "rgb",
+                 channels: Sequence[int] = (16, 32, 64),
                  grid: int = 4, keypoints: bool = True, feature_size: int = 128, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final"):
         super().__init__()
@@ -42,7 +44,9 @@ class LRCN(nn.Module):
         self.head, self.inputs = head, inputs
         options = dict(frozen=freeze_backbone, channels=channels, grid=grid, keypoints=keypoints,
                        feature_size=feature_size)
-        self.streams = nn.ModuleDict({name: make_backbone(backbone, **options) for name in inputs.split("+")})
+        self.streams = nn.ModuleDict({name: make_backbone(backbone, **options, **({"in_channels": 2, "peaks": True}
+                                                                                  if name == "flow" else {}))
+                                      for name in inputs.split("+")})
         self.dropout = nn.Dropout(dropout)
         size = sum(stream.output_size for stream in self.streams.values())
         self.encoder = LSTMEncoder(input_size=size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
