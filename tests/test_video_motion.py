@@ -112,3 +112,22 @@ def test_a_flow_frame_encoder_reads_two_channels_and_keeps_each_channels_peak():
     assert net(torch.zeros(3, 2, 16, 16)).shape == (3, 6)
     with pytest.raises(ValueError, match="small CNN"):
         make_backbone("resnet18", in_channels=2)
+
+
+def test_stacked_motion_puts_each_step_after_the_ones_before_it():
+    from tasks.video.motion import stacked
+
+    motion = torch.arange(1.0, 5.0).view(1, 4, 1, 1, 1).expand(1, 4, 2, 3, 3)  # step t holds t + 1 in both channels
+    views = stacked(motion, 3)  # (1, 4, 6, 3, 3)
+    assert views.shape == (1, 4, 6, 3, 3)
+    assert views[0, :, ::2, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]  # oldest first, zeros before
+    assert torch.equal(stacked(motion, 1), motion)
+
+
+def test_a_stacked_flow_stream_reads_its_steps_as_channels():
+    from tasks.video.network import LRCN
+
+    net = LRCN(num_classes=3, inputs="flow", channels=(4, 8), grid=0, feature_size=8, hidden_size=8, motion_steps=3)
+    assert net.streams["flow"].conv[0].in_channels == 6
+    clip = panned_clip([(0, t) for t in range(5)], size=32)
+    assert net(clip).shape == (1, 3)

@@ -49,6 +49,8 @@ class VideoModel(L.LightningModule):
         feature_size: the small CNN's frame feature size (resnet18: 512).
         hidden_size, num_layers, dropout: the LSTM over frame features.
         head: "final" classifies the LSTM's last state, "mean" averages per-frame predictions (as LRCN did).
+        motion_steps: a motion stream's encoder sees this many consecutive motion fields at each step, as channels
+            (early temporal fusion: a piece of trajectory; 1 = each step alone, as before).
         lr, weight_decay: AdamW.
         lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
             budget runs out: the time budget decides the end) or "plateau" (halve after lr_patience stalled
@@ -83,6 +85,7 @@ class VideoModel(L.LightningModule):
         num_layers: int = 1,
         dropout: float = 0.2,
         head: Literal["final", "mean"] = "final",
+        motion_steps: int = 1,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         lr_schedule: Literal["budget", "plateau"] = "plateau",
@@ -103,7 +106,8 @@ class VideoModel(L.LightningModule):
         K = len(class_names)
         self.net = LRCN(num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone, inputs=inputs,
                         channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
-                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head)
+                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head,
+                        motion_steps=motion_steps)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))

@@ -162,3 +162,18 @@ def scene_flow(frames: Tensor) -> Tensor:
     change = stabilised_differences(frames.float())[:, 1:].abs().sum(dim=2)  # (B, T-1, H, W)
     moving = (_blurred(change.flatten(0, 1)[:, None], 1.0).view(B, T - 1, 1, H, W) / CHANGE).clamp(max=1)
     return torch.cat([frames.new_zeros(B, 1, 2, H, W), (flow * moving).to(frames.dtype)], dim=1)
+
+
+def stacked(motion: Tensor, steps: int) -> Tensor:
+    """(B, T, C, H, W) -> (B, T, steps * C, H, W): each step with the steps-1 before it as more channels (zeros
+    before the first), oldest first.
+
+    Early temporal fusion, as in two-stream networks' stacked optical flow (Simonyan & Zisserman 2014): one
+    convolution then sees a piece of a trajectory, so it can tell a velocity that changes (an actor circling or
+    swinging) from one that does not (a drifting distractor) where it happens, before pooling mixes them.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    padded = torch.cat([motion.new_zeros(motion.shape[0], steps - 1, *motion.shape[2:]), motion], dim=1)
+    T = motion.shape[1]
+    return torch.cat([padded[:, k:k + T] for k in range(steps)], dim=2)
