@@ -171,7 +171,7 @@ def test_checkpoints_from_before_the_streams_load_as_the_rgb_stream():
     assert torch.equal(model.net.streams.rgb.conv[0].weight, old["net.cnn.conv.0.weight"])
 
 
-@pytest.mark.parametrize("motion", ["diff", "stable-diff"])
+@pytest.mark.parametrize("motion", ["diff", "stable-diff", "flow"])
 @pytest.mark.parametrize("style", ["plain", "cluttered"])
 def test_the_motion_stream_sees_motion_not_the_first_frame(style, motion):
     """Two clips of one seed share their first frame and differ in motion: the rgb stream's first-frame feature is

@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.video.motion import camera_shifts, frame_differences, shifted, stabilised_differences
+from tasks.video.motion import camera_shifts, frame_differences, lucas_kanade, scene_flow, shifted, stabilised_differences
 from tasks.video.render_cluttered import world_texture
 
 
-def panned_clip(shifts: list[tuple[int, int]], size: int = 48, actor=None) -> torch.Tensor:
+def panned_clip(shifts: list[tuple[int, int]], size: int = 48, actor=None, shade: float = 1.0) -> torch.Tensor:
     """(1, T, 3, size, size): windows into one textured world at the given (dy, dx) camera positions; optionally
-    a 4-pixel white square at actor[t] = (y, x) in frame coordinates."""
+    a 4-pixel square of grey level `shade` at actor[t] = (y, x) in frame coordinates."""
     world = torch.from_numpy(world_texture(np.random.default_rng(0), size)).float().permute(2, 0, 1) / 255
     frames = []
     for t, (dy, dx) in enumerate(shifts):
         frame = torch.roll(world, (dy, dx), dims=(1, 2))[:, :size, :size].clone()
         if actor is not None:
             y, x = actor[t]
-            frame[:, y:y + 4, x:x + 4] = 1.0
+            frame[:, y:y + 4, x:x + 4] = shade
         frames.append(frame)
     return torch.stack(frames)[None]
 
@@ -76,3 +76,58 @@ def test_a_keypoints_only_frame_encoder_sees_where_not_what():
     assert (features[0] - features[1]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="grid"):
         SmallCNN(grid=0, keypoints=False)
+
+
+def test_lucas_kanade_finds_a_shift_of_several_pixels():
+    world = torch.from_numpy(world_texture(np.random.default_rng(1), 48)).float().mean(-1) / 255  # (96, 96)
+    grey = ((world - world.mean()) / world.std())[None, None, :48, :48]
+    moved = torch.roll(grey, (2, 5), dims=(2, 3))  # content moves 5 right, 2 down
+    flow = lucas_kanade(grey, moved, torch.zeros(1, 2))[0, :, 8:-8, 8:-8]  # away from the wrapped edges
+    assert flow[0].median() == pytest.approx(5, abs=0.3) and flow[1].median() == pytest.approx(2, abs=0.3)
+
+
+@pytest.mark.parametrize("shade", [1.0, 0.0])
+def test_scene_flow_gives_the_actors_direction_whatever_its_colour(shade):
+    """A square moving 3 pixels right a frame in the scene, under a panning camera: its flow points right, bright or
+    dark (where a difference image changes sign with the colour), and the background, panning, has none."""
+    path = [(t, 2 * t) for t in range(6)]  # the camera pans: the world moves 1 down and 2 right a frame in the picture
+    actor = [(20 + t, 10 + 5 * t) for t in range(6)]  # in the picture: carried by the pan, plus 3 right of its own
+    clip = panned_clip(path, actor=actor, shade=shade)
+    clip = (clip - clip.mean(dim=(1, 3, 4), keepdim=True)) / clip.std(dim=(1, 3, 4), keepdim=True)  # as the model does
+    flow = scene_flow(clip)[0]  # (T, 2, H, W)
+    assert flow.shape == (6, 2, 48, 48) and torch.equal(flow[0], torch.zeros_like(flow[0]))
+    for t in range(2, 6):
+        y, x = actor[t - 1]
+        at_actor = flow[t, :, y:y + 4, x:x + 4].mean(dim=(1, 2))  # where it was: it moved from there
+        assert at_actor[0] > 1.0 and abs(float(at_actor[1])) < 0.5 * float(at_actor[0]), (t, at_actor)
+        background = flow[t, :, 30:44, 30:44]  # far from the square
+        assert background.abs().mean() < 0.2, background.abs().mean()
+
+
+def test_a_flow_frame_encoder_reads_two_channels_and_keeps_each_channels_peak():
+    from tasks.video.backbones import SmallCNN, make_backbone
+
+    net = SmallCNN(channels=(4, 8), grid=0, keypoints=True, feature_size=6, in_channels=2, peaks=True).eval()
+    assert net.conv[0].in_channels == 2 and net.project[1].in_features == 4 * 8  # x, y, mean and max of each channel
+    assert net(torch.zeros(3, 2, 16, 16)).shape == (3, 6)
+    with pytest.raises(ValueError, match="small CNN"):
+        make_backbone("resnet18", in_channels=2)
+
+
+def test_stacked_motion_puts_each_step_after_the_ones_before_it():
+    from tasks.video.motion import stacked
+
+    motion = torch.arange(1.0, 5.0).view(1, 4, 1, 1, 1).expand(1, 4, 2, 3, 3)  # step t holds t + 1 in both channels
+    views = stacked(motion, 3)  # (1, 4, 6, 3, 3)
+    assert views.shape == (1, 4, 6, 3, 3)
+    assert views[0, :, ::2, 0, 0].tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]  # oldest first, zeros before
+    assert torch.equal(stacked(motion, 1), motion)
+
+
+def test_a_stacked_flow_stream_reads_its_steps_as_channels():
+    from tasks.video.network import LRCN
+
+    net = LRCN(num_classes=3, inputs="flow", channels=(4, 8), grid=0, feature_size=8, hidden_size=8, motion_steps=3)
+    assert net.streams["flow"].conv[0].in_channels == 6
+    clip = panned_clip([(0, t) for t in range(5)], size=32)
+    assert net(clip).shape == (1, 3)

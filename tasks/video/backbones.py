@@ -25,12 +25,14 @@ class SmallCNN(nn.Module):
     average-pooled to a grid x grid map and flattened, and with keypoints each channel also gives the
     expected x and y of its activation (a spatial soft-argmax, as in Levine et al. 2016): coordinates that
     move linearly with the object, so the LSTM reads motion as their differences from frame to frame.
+    in_channels: 3 for images, 2 for a flow field. peaks: each channel's maximum too (global max pooling):
+    whether a pattern occurs anywhere, however small, wherever it is (a mean dilutes a small actor's motion).
     """
 
     def __init__(self, *, channels: Sequence[int] = (16, 32, 64), grid: int = 4, keypoints: bool = True,
-                 feature_size: int = 128, dropout: float = 0.0):
+                 feature_size: int = 128, dropout: float = 0.0, in_channels: int = 3, peaks: bool = False):
         super().__init__()
-        layers, previous = [], 3
+        layers, previous = [], in_channels
         for width in channels:
             layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
@@ -39,8 +41,8 @@ class SmallCNN(nn.Module):
             raise ValueError(f"grid must be >= 0, and 0 only with keypoints (nothing would be left), got grid={grid}")
         self.conv = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(grid) if grid else None  # grid 0: keypoints alone, no appearance map
-        self.keypoints = keypoints
-        size = previous * grid * grid + (3 * previous if keypoints else 0)
+        self.keypoints, self.peaks = keypoints, peaks
+        size = previous * grid * grid + (3 * previous if keypoints else 0) + (previous if peaks else 0)
         self.project = nn.Sequential(nn.Dropout(dropout), nn.Linear(size, feature_size), nn.ReLU(inplace=True))
         self.output_size = feature_size
 
@@ -53,6 +55,8 @@ class SmallCNN(nn.Module):
             ys = torch.linspace(-1, 1, h, device=maps.device)
             xs = torch.linspace(-1, 1, w, device=maps.device)
             features += [(weights.sum(2) * xs).sum(-1), (weights.sum(3) * ys).sum(-1), maps.mean((2, 3))]  # 3 x (N, C)
+        if self.peaks:
+            features.append(maps.amax(dim=(2, 3)))  # (N, C)
         return self.project(torch.cat(features, dim=1))  # (N, F)
 
 
@@ -134,11 +138,14 @@ def weights_path(name: str, weights: Optional[str]) -> Optional[Path]:
 
 
 def make_backbone(name: str, *, frozen: bool = False, channels: Sequence[int] = (16, 32, 64), grid: int = 4,
-                  keypoints: bool = True, feature_size: int = 128) -> nn.Module:
+                  keypoints: bool = True, feature_size: int = 128, in_channels: int = 3, peaks: bool = False) -> nn.Module:
     if name not in BACKBONES:
         raise ValueError(f"Unsupported backbone {name!r}: choose one of {', '.join(BACKBONES)}")
     if name == "small":
         if frozen:
             raise ValueError("--model.freeze_backbone needs pretrained weights: the small CNN trains from scratch")
-        return SmallCNN(channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size)
+        return SmallCNN(channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
+                        in_channels=in_channels, peaks=peaks)
+    if in_channels != 3:
+        raise ValueError(f"{name} reads images (3 channels), not {in_channels}: use the small CNN for flow")
     return TorchvisionBackbone(name, frozen)

@@ -35,8 +35,9 @@ class VideoModel(L.LightningModule):
         mean, std: per-channel RGB (0..1) statistics for normalize "dataset" (ImageNet's, which pretrained
             backbones expect).
         inputs: what the frame encoders read: "rgb", "diff" (frame differences: motion), "stable-diff" (frame
-            differences after undoing the camera's pan: motion in the scene) or "rgb+diff" / "rgb+stable-diff" (two
-            streams, their features side by side before the LSTM).
+            differences after undoing the camera's pan: motion in the scene), "flow" (dense optical flow after undoing
+            the pan, where the picture changed: the direction of motion, not the colours; the small backbone only) or
+            "rgb+diff" / "rgb+stable-diff" / "rgb+flow" (two streams, their features side by side before the LSTM).
         backbone: "small" (a CNN trained from scratch), "resnet18" or "mobilenet_v3_small" (torchvision's).
         backbone_weights: for a torchvision backbone, loaded when training starts: "imagenet" (the file torchvision
             downloads, looked up in torch's hub cache, never fetched) or a state dict file; none: random init.
@@ -48,6 +49,8 @@ class VideoModel(L.LightningModule):
         feature_size: the small CNN's frame feature size (resnet18: 512).
         hidden_size, num_layers, dropout: the LSTM over frame features.
         head: "final" classifies the LSTM's last state, "mean" averages per-frame predictions (as LRCN did).
+        motion_steps: a motion stream's encoder sees this many consecutive motion fields at each step, as channels
+            (early temporal fusion: a piece of trajectory; 1 = each step alone, as before).
         lr, weight_decay: AdamW.
         lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
             budget runs out: the time budget decides the end) or "plateau" (halve after lr_patience stalled
@@ -70,7 +73,7 @@ class VideoModel(L.LightningModule):
         normalize: Literal["clip", "dataset"] = "clip",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb",
+        inputs: Literal["rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow"] = "rgb",
         backbone: Literal["small", "resnet18", "mobilenet_v3_small"] = "small",
         backbone_weights: Optional[str] = None,
         freeze_backbone: bool = False,
@@ -82,6 +85,7 @@ class VideoModel(L.LightningModule):
         num_layers: int = 1,
         dropout: float = 0.2,
         head: Literal["final", "mean"] = "final",
+        motion_steps: int = 1,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         lr_schedule: Literal["budget", "plateau"] = "plateau",
@@ -102,7 +106,8 @@ class VideoModel(L.LightningModule):
         K = len(class_names)
         self.net = LRCN(num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone, inputs=inputs,
                         channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
-                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head)
+                        hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head,
+                        motion_steps=motion_steps)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))

@@ -13,45 +13,69 @@ from torch import Tensor, nn
 
 from core import LSTMEncoder
 from tasks.video.backbones import make_backbone
-from tasks.video.motion import frame_differences, stabilised_differences
+from tasks.video.motion import frame_differences, scene_flow, stabilised_differences, stacked
 
-INPUTS = ("rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff")
+INPUTS = ("rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow")
 HEADS = ("final", "mean")
-MOTION = {"diff": frame_differences, "stable-diff": stabilised_differences}
+MOTION = {"diff": frame_differences, "stable-diff": stabilised_differences, "flow": scene_flow}
 
 
 class LRCN(nn.Module):
     """frames (B, T, C, H, W), normalised -> class logits (B, K).
 
     inputs: which streams a frame encoder reads, each with its own: "rgb" (the frames), "diff" (frame
-    differences), "stable-diff" (differences after undoing the camera's pan, tasks/video/motion.py) or rgb
-    with one of them, their features side by side before the LSTM. head "final" classifies the LSTM's last
-    state; "mean" classifies every step and averages the T predicted distributions (returned as
-    log-probabilities, which cross-entropy takes as logits).
+    differences), "stable-diff" (differences after undoing the camera's pan, tasks/video/motion.py), "flow"
+    (dense scene flow after the pan, 2 channels: the direction of motion, appearance-free; its CNN also max-pools,
+    so a small actor's motion is not averaged away) or rgb with one of them, their features side by side before
+    the LSTM. head "final" classifies the LSTM's last state; "mean" classifies every step and averages the T
+    predicted distributions (returned as log-probabilities, which cross-entropy takes as logits). motion_steps:
+    each step's motion encoder sees that many consecutive motion fields as channels (early fusion: a piece of
+    trajectory, motion.stacked).
     """
 
     def __init__(self, *, num_classes: int, backbone: str = "small", freeze_backbone: bool = False,
-                 inputs: Literal["rgb", "diff", "stable-diff", "rgb+diff", "rgb+stable-diff"] = "rgb", channels: Sequence[int] = (16, 32, 64),
+                 inputs: Literal["rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow"] = "rgb",
+                 channels: Sequence[int] = (16, 32, 64),
                  grid: int = 4, keypoints: bool = True, feature_size: int = 128, hidden_size: int = 128,
-                 num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final"):
+                 num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final",
+                 motion_steps: int = 1):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"Unsupported head {head!r}: choose one of {', '.join(HEADS)}")
         if inputs not in INPUTS:
             raise ValueError(f"Unsupported inputs {inputs!r}: choose one of {', '.join(INPUTS)}")
-        self.head, self.inputs = head, inputs
+        if motion_steps < 1:
+            raise ValueError(f"motion_steps must be >= 1, got {motion_steps}")
+        self.head, self.inputs, self.motion_steps = head, inputs, motion_steps
         options = dict(frozen=freeze_backbone, channels=channels, grid=grid, keypoints=keypoints,
                        feature_size=feature_size)
-        self.streams = nn.ModuleDict({name: make_backbone(backbone, **options) for name in inputs.split("+")})
+        self.streams = nn.ModuleDict({name: make_backbone(backbone, **options, **self._stream_options(name))
+                                      for name in inputs.split("+")})
         self.dropout = nn.Dropout(dropout)
         size = sum(stream.output_size for stream in self.streams.values())
         self.encoder = LSTMEncoder(input_size=size, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
         self.output = nn.Linear(self.encoder.output_size, num_classes)
 
+    def _stream_options(self, name: str) -> dict:
+        """What a stream's encoder reads besides the defaults: flow has 2 channels (and max-pools), a motion
+        stream motion_steps times its channels."""
+        if name == "rgb":
+            return {}
+        if name == "flow":
+            return {"in_channels": 2 * self.motion_steps, "peaks": True}
+        return {"in_channels": 3 * self.motion_steps}
+
+    def view(self, name: str, frames: Tensor) -> Tensor:
+        """frames (B, T, C, H, W) -> what stream `name` reads, (B, T, C', H, W)."""
+        if name == "rgb":
+            return frames
+        motion = MOTION[name](frames)
+        return stacked(motion, self.motion_steps) if self.motion_steps > 1 else motion
+
     def frame_features(self, frames: Tensor) -> dict[str, Tensor]:
         """frames (B, T, C, H, W) -> each stream's features (B, T, F_stream), every frame through it at once."""
         B, T = frames.shape[:2]
-        views = {name: frames if name == "rgb" else MOTION[name](frames) for name in self.streams}
+        views = {name: self.view(name, frames) for name in self.streams}
         return {name: stream(views[name].flatten(0, 1)).view(B, T, -1) for name, stream in self.streams.items()}
 
     def forward(self, frames: Tensor) -> Tensor:
