@@ -11,12 +11,13 @@ start to the next one's, validation and checkpoint writing included: **end to en
 is then that of a whole epoch: the training and validation parts scaled up to their whole size, and what an
 epoch pays once (checkpoints, epoch-end hooks) counted once.
 
-Then the batches of the first timed epoch (saved to disk as they went by, that time left out of the clock,
-so that holding them does not count as the task's memory) are loaded into memory and go through the same
-training step again (forward, backward, optimiser) with nothing else: no loading, validation, logging or
-checkpoints: **model only**. The ratio of the two is the pipeline's efficiency: the share of training time
-the model itself gets. Peak resident memory is this process's during training (and, when the task has loader
-workers, the largest worker's).
+Every timed epoch's batches are saved to disk as they go by (that time left out of the clock, and out of the
+task's memory), then loaded and put through the same training steps again (forward, backward, optimiser) with
+nothing else: no loading, validation, logging or checkpoints: **model only**. The two, epoch by epoch on the
+same batches, give the pipeline's efficiency (the share of training time the model itself gets, as a median
+of the paired epochs) and where the rest goes: waiting for batches, the steps' hooks and logging, validation,
+epoch end. Peak resident memory is this process's during training (and, when the task has loader workers,
+the largest worker's).
 
 bench/suite.py (`make bench`) runs this for every task, each in a process of its own.
 """
@@ -55,44 +56,54 @@ def examples_in(batch) -> int:
 
 @dataclass
 class Epoch:
-    """One timed epoch, in seconds: its training batches (loading, step, hooks, logging), its validation, and the
-    rest (checkpoints, epoch-end hooks: once per epoch, however long)."""
+    """One timed epoch, in seconds: its training part (waiting for each batch: "loading"; the steps with their
+    hooks and logging), its validation, and the rest (checkpoints, epoch-end hooks: once per epoch, however long)."""
 
-    training: float = 0.0
+    loading: float = 0.0
+    steps: float = 0.0
     validation: float = 0.0
     rest: float = 0.0
     examples: int = 0
     batches: int = 0
     val_batches: int = 0
 
-    def parts(self, batches: int, val_batches: int) -> tuple[float, float, float]:
-        """Seconds of a whole epoch of `batches` training and `val_batches` validation batches, in its three parts."""
-        return (self.training * batches / self.batches, self.validation * val_batches / max(self.val_batches, 1),
-                self.rest)
+    def parts(self, batches: int, val_batches: int) -> tuple[float, float, float, float]:
+        """Seconds of a whole epoch of `batches` training and `val_batches` validation batches: loading, steps,
+        validation, rest."""
+        scale = batches / max(self.batches, 1)
+        return self.loading * scale, self.steps * scale, self.validation * val_batches / max(self.val_batches, 1), self.rest
 
-    def rate(self, batches: int, val_batches: int) -> float:
-        """Examples/s of such a whole epoch."""
-        return self.examples * batches / self.batches / sum(self.parts(batches, val_batches))
+    def rate(self, batches: Optional[int] = None, val_batches: Optional[int] = None) -> float:
+        """Examples/s of such a whole epoch (default: as run)."""
+        batches = batches or self.batches
+        val_batches = self.val_batches if val_batches is None else val_batches
+        return self.examples * batches / max(self.batches, 1) / sum(self.parts(batches, val_batches))
 
 
-def shares(epochs: list[Epoch], batches: int, val_batches: int, model_rate: float) -> dict:
-    """Where a whole epoch's time goes (fractions, from the epoch of median speed): the model's own steps (at the
-    model-only rate), the rest of the training loop ("loop": loading, hooks, logging), validation, and "epoch
-    end" (checkpoints, epoch-end hooks)."""
-    epoch = sorted(epochs, key=lambda e: e.rate(batches, val_batches))[len(epochs) // 2]
-    training, validation, rest = epoch.parts(batches, val_batches)
-    total, model = training + validation + rest, epoch.examples * batches / epoch.batches / model_rate
-    return {"model": model / total, "loop": (training - model) / total,
+def rates(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1], "runs": len(values)}
+
+
+def shares(epoch: Epoch, model: Epoch, batches: int, val_batches: int) -> dict:
+    """Where a whole epoch's time goes (fractions): the model's own steps (as timed on the same batches alone),
+    waiting for batches ("loading"), "step overhead" (what the same steps took in training beyond the model alone:
+    hooks, logging, and loader worker processes competing with the step for the cores), validation, and "epoch
+    end" (checkpoints, epoch-end hooks). Shares slightly below 0 are timing noise."""
+    loading, steps, validation, rest = epoch.parts(batches, val_batches)
+    total, alone = loading + steps + validation + rest, steps * model.steps / epoch.steps
+    return {"model": alone / total, "loading": loading / total, "step overhead": (steps - alone) / total,
             "validation": validation / total, "epoch end": rest / total}
 
 
 class EpochClock(Callback):
-    """Times every training epoch after the first (see Epoch); saves the first one's batches into `keep_in`."""
+    """Times every training epoch after the first (see Epoch); with `keep_in`, saves each timed epoch's batches
+    there (that time left out of the clock)."""
 
     def __init__(self, keep_in: Optional[Path] = None):
         self.keep_in = keep_in
         self.epochs: list[Epoch] = []
-        self.kept: list[Path] = []
+        self.kept: list[list[Path]] = []  # per timed epoch, its batches' files
         self.kept_types: set[type] = set()  # the batches' classes, which loading them with weights_only allows
         self.threads = torch.get_num_threads()
         self._epoch: Optional[Epoch] = None
@@ -114,25 +125,29 @@ class EpochClock(Callback):
         self._close()
         if trainer.current_epoch >= 1:
             self._epoch = Epoch()
+            self.kept.append([])
             self._elapsed()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.threads = torch.get_num_threads()  # what the task trains with (forecast sets its own)
-        if self._epoch is not None and self.keep_in is not None and len(self.epochs) == 0:
-            start = time.perf_counter()
-            self.kept.append(self.keep_in / f"{batch_idx}.pt")
-            torch.save(batch, self.kept[-1])  # before the step: a step may change its batch in place
+        if self._epoch is None:
+            return
+        self._epoch.loading += self._elapsed()
+        if self.keep_in is not None:
+            self.kept[-1].append(self.keep_in / f"{len(self.epochs)}-{batch_idx}.pt")
+            torch.save(batch, self.kept[-1][-1])  # before the step: a step may change its batch in place
             self.kept_types.add(type(batch))
-            self._mark += time.perf_counter() - start  # not the task's time
+            self._elapsed()  # not the task's time
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._epoch is not None:
+            self._epoch.steps += self._elapsed()
             self._epoch.examples += examples_in(batch)
             self._epoch.batches += 1
 
     def on_validation_start(self, trainer, pl_module) -> None:
         if self._epoch is not None:
-            self._epoch.training += self._elapsed()
+            self._epoch.rest += self._elapsed()  # after the last batch: epoch-end work before validation
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._epoch is not None:
@@ -146,24 +161,22 @@ class EpochClock(Callback):
         self._close()
 
 
-class InMemory:
-    """Batches already collated and on the device, served as an epoch: a loader that costs nothing."""
+class EpochsInMemory:
+    """Batches already collated and on the device, a list per epoch, served in turn (the first twice: once to
+    warm up): a loader that costs nothing. Which epoch is the trainer's: Lightning may start an iterator more
+    than once per epoch."""
 
-    def __init__(self, batches: list):
-        self.batches = batches
+    def __init__(self, epochs: list[list], trainer: Trainer):
+        self.epochs, self.trainer = [epochs[0], *epochs], trainer
+
+    def _current(self) -> list:
+        return self.epochs[min(self.trainer.current_epoch, len(self.epochs) - 1)]
 
     def __iter__(self):
-        return iter(self.batches)
+        return iter(self._current())
 
     def __len__(self) -> int:
-        return len(self.batches)
-
-
-def rates(epochs: list[Epoch], batches: Optional[int] = None, val_batches: Optional[int] = None) -> dict:
-    """Median and range of examples/s over the epochs, each as a whole epoch of batches (default: as run)."""
-    values = sorted(e.rate(batches or e.batches, val_batches if val_batches is not None else e.val_batches)
-                    for e in epochs)
-    return {"median": statistics.median(values), "min": values[0], "max": values[-1], "runs": len(values)}
+        return len(self._current())
 
 
 def peak_rss_mib() -> float:
@@ -212,18 +225,18 @@ def without_schedulers(model) -> None:
     model.configure_optimizers = optimiser_only
 
 
-def load_batches(clock: EpochClock) -> list:
+def load_batches(clock: EpochClock) -> list[list]:
     with torch.serialization.safe_globals(list(clock.kept_types)):
-        return [torch.load(path, weights_only=True) for path in clock.kept]
+        return [[torch.load(path, weights_only=True) for path in epoch] for epoch in clock.kept]
 
 
-def model_only(cli, batches: list, repeats: int, threads: int) -> dict:
-    """The same training step over batches already in memory, in a Trainer with nothing else switched on, with
-    as many threads as the task trained with."""
+def model_only(cli, epochs: list[list], threads: int) -> list[Epoch]:
+    """The same training steps over each timed epoch's batches, already in memory, in a Trainer with nothing else
+    switched on, with as many threads as the task trained with."""
     config = cli.config_init["trainer"]
     clock = EpochClock()
     trainer = Trainer(accelerator=config.get("accelerator", "auto"), devices=1, precision=config.get("precision"),
-                      gradient_clip_val=config.get("gradient_clip_val"), max_epochs=1 + repeats, limit_val_batches=0,
+                      gradient_clip_val=config.get("gradient_clip_val"), max_epochs=1 + len(epochs), limit_val_batches=0,
                       logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       num_sanity_val_steps=0, callbacks=[clock])
     without_schedulers(cli.model)
@@ -231,22 +244,26 @@ def model_only(cli, batches: list, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(cli.model, train_dataloaders=InMemory(batches))
+        trainer.fit(cli.model, train_dataloaders=EpochsInMemory(epochs, trainer))
     torch.set_num_threads(before)
-    return rates(clock.epochs)  # (the first epoch, untimed, warms up the new optimiser)
+    return clock.epochs  # (the first epoch, untimed, warms up the new optimiser)
 
 
 def measure(task_name: str, batches: int, repeats: int, extra: list[str]) -> dict:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="lstm-suite-bench-") as folder:
         cli, clock, limits = end_to_end(task_name, batches, repeats, folder, extra)
-        full = rates(clock.epochs, limits["epoch_batches"], limits["epoch_val_batches"])
         peak = peak_rss_mib()  # training's, before anything else is held
         inference = task_inference.measure(task_name, cli.model, cli.datamodule)  # attached as after training
-        bare = model_only(cli, load_batches(clock), repeats, clock.threads)
-    efficiency = full["median"] / bare["median"]
-    split = shares(clock.epochs, limits["epoch_batches"], limits["epoch_val_batches"], bare["median"])
-    return {"task": task_name, "end_to_end": full, "model_only": bare, "efficiency": efficiency, "shares": split,
+        alone = model_only(cli, load_batches(clock), clock.threads)
+    whole = (limits["epoch_batches"], limits["epoch_val_batches"])
+    full = [epoch.rate(*whole) for epoch in clock.epochs]
+    efficiency = [f / a.rate() for f, a in zip(full, alone)]  # paired: the same batches
+    median = sorted(range(len(full)), key=lambda i: efficiency[i])[len(full) // 2]
+    split = shares(clock.epochs[median], alone[median], *whole)
+    return {"task": task_name, "end_to_end": rates(full), "model_only": rates([a.rate() for a in alone]),
+            "efficiency": statistics.median(efficiency), "efficiency_range": [min(efficiency), max(efficiency)],
+            "shares": split,
             "peak_rss_mib": peak, "limits": limits, "inference": inference,
             "threads": torch.get_num_threads(), "seconds": time.time() - start}
 

@@ -14,16 +14,15 @@ from tasks.translation.data import Batch  # noqa: E402
 
 
 def test_a_cut_epoch_is_scaled_to_a_whole_one_paying_its_fixed_costs_once():
-    # 10 of 100 batches in 2 s, 1 of 5 validation batches in 0.5 s, 1 s of checkpoints
-    epoch = Epoch(training=2.0, validation=0.5, rest=1.0, examples=320, batches=10, val_batches=1)
-    assert epoch.rate(100, 5) == pytest.approx(3200 / (20 + 2.5 + 1))
-    assert epoch.rate(10, 1) == pytest.approx(320 / 3.5)  # as run
-    summary = rates([epoch, Epoch(training=4.0, rest=0.0, examples=320, batches=10)])
-    assert (summary["min"], summary["max"]) == pytest.approx((80.0, 320 / 3.5))
-    # at 200 examples/s the model's own steps take 16 of the whole epoch's 23.5 s
-    split = shares([epoch], 100, 5, model_rate=200.0)
-    assert split == pytest.approx({"model": 16 / 23.5, "loop": 4 / 23.5, "validation": 2.5 / 23.5,
-                                   "epoch end": 1 / 23.5})
+    # 10 of 100 batches: 0.5 s waiting for them, 1.5 s of steps; 1 of 5 validation batches in 0.5 s; 1 s of checkpoints
+    epoch = Epoch(loading=0.5, steps=1.5, validation=0.5, rest=1.0, examples=320, batches=10, val_batches=1)
+    assert epoch.rate(100, 5) == pytest.approx(3200 / (5 + 15 + 2.5 + 1))
+    assert epoch.rate() == pytest.approx(320 / 3.5)  # as run
+    assert rates([1.0, 3.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+    # the same 10 batches took 1.2 s of steps alone: the whole epoch's 15 s of steps are 12 s of model, 3 of hooks
+    split = shares(epoch, Epoch(steps=1.2, examples=320, batches=10), 100, 5)
+    assert split == pytest.approx({"model": 12 / 23.5, "loading": 5 / 23.5, "step overhead": 3 / 23.5,
+                                   "validation": 2.5 / 23.5, "epoch end": 1 / 23.5})
 
 
 def test_examples_are_counted_per_task_batch_kind():
