@@ -336,8 +336,9 @@ class VideoDataModule(SplitDataModule):
         if not todo:
             return
         note = f", {skipped} skipped (unreadable: no frames)" if skipped else ""
-        _, failures = run_on_files(partial(cache_flow, folder=str(folder)), todo, workers=self.hparams.prepare_workers,
-                                   desc=f"Computing the scene flow of {len(todo)} clips into the flow cache (once){note}")
+        desc = f"Computing the scene flow of {len(todo)} clips into the flow cache (once){note}"
+        _, failures = run_on_files(partial(cache_flow, folder=str(folder)), todo, desc=desc,
+                                   workers=self.hparams.prepare_workers)
         if failures:  # their frames were decoded, so the cache, not the clip, is at fault
             path, reason = next(iter(failures.items()))
             raise OSError(f"could not compute the flow of {len(failures)} clips into {folder} (first: frames {path}: "
