@@ -80,6 +80,7 @@ TASKS: dict[str, Task] = {
                    ("data.cache_frames", "model.cache_frames"), ("data.cache_fps", "model.cache_fps"),
                    ("data.height", "model.height"),
                    ("data.width", "model.width"), ("data.crop", "model.crop")),
+            parse_links=(("model.inputs", "data.inputs"),),  # a flow stream: the data builds the flow cache
             commands={"classify": video_classify.main},
             after_training=("make classify CKPT={ckpt} VIDEO=clip.mp4",),
         ),

@@ -56,10 +56,11 @@ def test_tiny_run_learns(trained):
     assert len(losses) == 16 and losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("inputs", ["diff", "stable-diff", "rgb+stable-diff"])  # rgb+diff fuses as rgb+stable-diff does
+@pytest.mark.parametrize("inputs", ["diff", "stable-diff", "rgb+stable-diff", "flow"])  # rgb+diff: as rgb+stable-diff
 def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
     """The motion streams alone and fused with RGB, each on held-out clips of two mirror-image motions (the corpus
-    and frame cache of the rgb run above, so only training is repeated)."""
+    and frame cache of the rgb run above, so only training is repeated); flow from the flow cache, which the CLI's
+    link from --model.inputs has the data build."""
     data = trained.trainer.datamodule.hparams
     result = train(get_task("video"), [
         f"--data.synth_clips_per_class={data.synth_clips_per_class}", f"--data.synth_classes={TWO_MOTIONS}",
@@ -75,6 +76,7 @@ def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
     majority = max(set(test_labels), key=test_labels.count)
     baselines = {"chance": 0.5, "majority class": test_labels.count(majority) / len(test_labels)}
     assert_beats(recorded(result).test["test/acc"], baselines, margin=0.3, higher_is_better=True)
+    assert (result.trainer.datamodule.datasets["train"].flow_files is not None) == (inputs == "flow")
 
 
 def test_wandb_offline_run_holds_the_metrics(trained):

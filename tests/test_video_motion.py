@@ -131,3 +131,109 @@ def test_a_stacked_flow_stream_reads_its_steps_as_channels():
     assert net.streams["flow"].conv[0].in_channels == 6
     clip = panned_clip([(0, t) for t in range(5)], size=32)
     assert net(clip).shape == (1, 3)
+
+
+# ---- the flow cache (tasks/video/flow_cache.py) ----
+
+FLOW_DATA = dict(synth_classes=["MoveLeft", "MoveRight"], synth_clips_per_class=3, synth_frames=8, synth_size=32,
+                 test_fraction=0.34, val_fraction=0.5, frames=4, cache_frames=8, height=32, width=32, crop=28,
+                 batch_size=4, num_workers=0, prepare_workers=1, inputs="flow")
+
+
+def flow_data(tmp_path, **kwargs):
+    from tasks.video.data import VideoDataModule
+
+    data = VideoDataModule(**{**FLOW_DATA, "cache_dir": str(tmp_path / "cache"), **kwargs})
+    data.prepare_data()
+    data.setup()
+    return data
+
+
+def drawn(dataset, i: int, seed: int):
+    """Item i of a dataset under torch seed `seed`, and the view it was drawn with (the same draws again)."""
+    from tasks.video.data import draw_view
+
+    torch.manual_seed(seed)
+    item = dataset[i]
+    torch.manual_seed(seed)
+    shape = np.load(dataset.files[i], mmap_mode="r").shape
+    return item, draw_view(shape, dataset.frames, dataset.crop, train=dataset.train, flip=dataset.flip)
+
+
+def test_cached_flow_is_the_whole_clips_flow_seen_through_the_frames_view(tmp_path):
+    from tasks.video.data import take
+    from tasks.video.flow_cache import flow_of
+
+    data = flow_data(tmp_path)
+    train = data.datasets["train"]
+    for seed in range(3):  # random time offsets and crops
+        (frames, _, _, flow), view = drawn(train, 0, seed)
+        clip = np.load(train.files[0])
+        assert torch.equal(frames, take(clip, view))
+        expected = take(flow_of(clip), view, flow=True)  # computed now, in this process, from the frames
+        assert flow.shape == (4, 2, 28, 28) and flow.dtype == torch.float16
+        torch.testing.assert_close(flow.float(), expected.float(), rtol=0, atol=2e-2)
+        assert expected.float().abs().amax() > 0.5  # the shape's motion is there
+    batch = next(iter(data.val_dataloader()))
+    assert batch.flow.shape == (*batch.frames.shape[:2], 2, 28, 28)
+
+
+def test_a_model_classifies_a_raw_clip_as_it_did_its_cached_flow(tmp_path):
+    from tasks.video.model import VideoModel
+
+    data = flow_data(tmp_path)
+    model = VideoModel(class_names=data.class_names, frames=4, cache_frames=8, height=32, width=32, crop=28,
+                       inputs="flow", channels=(4, 8), grid=0, feature_size=8, hidden_size=8, flow_pool=2).eval()
+    batch = next(iter(data.val_dataloader()))
+    with torch.no_grad():
+        cached = model(batch.frames, batch.flow).softmax(-1)
+    raw = model.probabilities([np.load(f) for f in data.datasets["val"].files[:len(batch.labels)]])
+    torch.testing.assert_close(raw, cached, rtol=0, atol=1e-3)
+
+
+def test_a_mirrored_clips_flow_has_dx_negated(tmp_path):
+    data = flow_data(tmp_path, flip=True)
+    train = data.datasets["train"]
+    right = train.labels.index(data.class_names.index("MoveRight"))
+    served = {}
+    for seed in range(40):
+        (_, _, _, flow), view = drawn(train, right, seed)
+        served.setdefault(view.mirror, flow.float())
+
+    def mean_dx(flow):  # where something moves
+        return flow[:, 0][flow.norm(dim=1) > 0.5].mean()
+
+    assert mean_dx(served[False]) > 0.5 and mean_dx(served[True]) < -0.5  # right, and left in the mirror image
+    from tasks.video.data import View, take
+
+    flow = np.random.default_rng(0).normal(size=(5, 6, 6, 2)).astype(np.float16)
+    plain, mirrored = (take(flow, View([1, 2, 3], 1, 0, 4, mirror), flow=True) for mirror in (False, True))
+    assert torch.equal(mirrored[:, 0], -plain[:, 0].flip(-1)) and torch.equal(mirrored[:, 1], plain[:, 1].flip(-1))
+
+
+def test_a_corrupt_flow_entry_is_rebuilt_and_a_missing_one_named(tmp_path, monkeypatch):
+    from tasks.common.errors import InputError
+    from tasks.video import data as data_module
+    from tasks.video.data import VideoDataModule
+
+    data = flow_data(tmp_path)
+    entry = data.datasets["train"].flow_files[0]
+    good = np.load(entry)
+    entry.write_bytes(entry.read_bytes()[:200])  # a truncated file, as a killed writer without atomic writes leaves
+    with pytest.raises(InputError, match=f"flow cache entry {entry} is unreadable"):
+        data.datasets["train"][0]
+    np.save(entry, good[:, :5])  # a whole .npy, of the wrong shape
+    with pytest.raises(InputError, match=f"flow cache entry {entry} holds float16"):
+        data.datasets["train"][0]
+    computed = []
+    real = data_module.cache_flow
+    monkeypatch.setattr(data_module, "cache_flow", lambda path, **kw: computed.append(path) or real(path, **kw))
+    flow_data(tmp_path)  # prepare_data rebuilds what does not fit, and only that
+    assert computed == [str(data.datasets["train"].files[0])]
+    np.testing.assert_allclose(np.load(entry).astype(np.float32), good.astype(np.float32), atol=2e-2)
+    entry.unlink()
+    fresh = VideoDataModule(**{**FLOW_DATA, "cache_dir": str(tmp_path / "cache")})
+    with pytest.raises(InputError, match=r"1 clips are not in the flow cache .*call prepare_data\(\) before setup\(\)"):
+        fresh.setup()
+    rgb = flow_data(tmp_path, inputs="rgb")  # no flow wanted: none served
+    assert rgb.datasets["train"].flow_files is None and next(iter(rgb.train_dataloader())).flow is None

@@ -2,7 +2,8 @@
 
 Shapes: B clips, T sampled frames, C = 3 colour channels, h x w the crop.
 prepare_data renders the synthetic corpus (when no root is given) and decodes every clip once into the
-frame cache (tasks/video/decode.py); setup and the epochs only read that cache, never a video file.
+frame cache (tasks/video/decode.py), and, when the model reads flow, computes every clip's flow once into the
+flow cache (tasks/video/flow_cache.py); setup and the epochs only read those caches, never a video file.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tasks.common.splits import SplitDataModule
 from tasks.common.workers import run_on_files
 from tasks.video.clips import SPLITS, VIDEO_SUFFIXES, Clip, class_names, list_clips
 from tasks.video.decode import cache_clip, cache_folder, cached
+from tasks.video.flow_cache import cache_flow, fits, flow_file, flow_folder, frames_shape, load_flow
 from tasks.video.render import CLASSES as SYNTH_CLASSES
 from tasks.video.render import STYLES
 from tasks.video.render import VERSION as SYNTH_VERSION
@@ -35,6 +37,7 @@ class Batch(NamedTuple):
     frames: torch.Tensor  # (B, T, C, h, w) uint8 RGB
     labels: torch.Tensor  # (B,) long
     index: torch.Tensor  # (B,) long: position of each clip in data.clips[split]
+    flow: Optional[torch.Tensor] = None  # (B, T, 2, h, w) float16 (dx, dy) pixels, from the flow cache; None: not read
 
 
 def sample_indices(count: int, wanted: int, offset: Optional[float] = None) -> list[int]:
@@ -54,50 +57,79 @@ def crop_box(height: int, width: int, crop: int, corner: Optional[tuple[float, f
     return int(fy * (height - crop + 1 - 1e-9)), int(fx * (width - crop + 1 - 1e-9))
 
 
+class View(NamedTuple):
+    """Which part of a cached clip an item is: drawn once per access, applied alike to its frames and its flow."""
+    indices: list[int]  # T frame indices into the cached clip
+    top: int
+    left: int
+    crop: int
+    mirror: bool  # flipped left to right
+
+
+def draw_view(shape: tuple[int, ...], frames: int, crop: int, *, train: bool, flip: bool) -> View:
+    """shape (N, H, W, ...) of a cached clip -> the view an item shows: evaluation the uniform frames and the centre
+    crop; training a time offset, crop position and (with flip) mirror drawn from torch's generator."""
+    if not train:
+        top, left = crop_box(shape[1], shape[2], crop)
+        return View(sample_indices(shape[0], frames), top, left, crop, False)
+    offset, fy, fx, mirror = torch.rand(4).tolist()
+    top, left = crop_box(shape[1], shape[2], crop, (fy, fx))
+    return View(sample_indices(shape[0], frames, offset), top, left, crop, flip and mirror < 0.5)
+
+
+def take(clip: np.ndarray, view: View, *, flow: bool = False) -> torch.Tensor:
+    """A cached clip (N, H, W, C), frames or flow, -> its view (T, C, h, w). Mirrored flow has dx (channel 0)
+    negated: what moved right in the clip moves left in its mirror image."""
+    part = clip[view.indices, view.top : view.top + view.crop, view.left : view.left + view.crop]  # (T, h, w, C)
+    if view.mirror:
+        part = part[:, :, ::-1]
+        if flow:
+            part = part * np.array([-1, 1], dtype=part.dtype)
+    return torch.from_numpy(np.ascontiguousarray(part)).permute(0, 3, 1, 2)
+
+
 def eval_view(clip: np.ndarray, frames: int, crop: int) -> torch.Tensor:
-    """What evaluation and `classify` see of a cached clip (N, H, W, 3): uniform frames, the centre crop
-    -> (T, C, h, w) uint8."""
-    top, left = crop_box(clip.shape[1], clip.shape[2], crop)
-    view = clip[sample_indices(len(clip), frames), top : top + crop, left : left + crop]
-    return torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2)
+    """What evaluation and `classify` see of a cached clip (N, H, W, C), frames or flow: uniform frames, the
+    centre crop -> (T, C, h, w)."""
+    return take(clip, draw_view(clip.shape, frames, crop, train=False, flip=False))
 
 
 class VideoDataset(Dataset):
-    """Cached clips of one split; item i -> (frames (T, C, h, w) uint8, label, i).
+    """Cached clips of one split; item i -> (frames (T, C, h, w) uint8, label, i), and with flow_files its flow
+    (T, 2, h, w) float16 too.
 
     Training draws a time offset, a crop position, (with flip) a mirror and (with colour_jitter) colour gains
     per access, from torch's generator (seeded per DataLoader worker), each the same for every frame of the
-    clip; evaluation is the same every time.
+    clip, and the flow gets the same view (draw_view, take); evaluation is the same every time. Flow was computed
+    before any colour jitter, which leaves motion as it is.
     """
 
     def __init__(self, files: list[Path], labels: list[int], *, frames: int, crop: int, train: bool, flip: bool,
-                 colour_jitter: float = 0.0):
+                 colour_jitter: float = 0.0, flow_files: Optional[list[Path]] = None):
         self.files, self.labels, self.frames, self.crop, self.train, self.flip = files, labels, frames, crop, train, flip
-        self.colour_jitter = colour_jitter
+        self.colour_jitter, self.flow_files = colour_jitter, flow_files
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, i: int) -> tuple:
         clip = np.load(self.files[i])  # (N, H, W, 3) uint8
-        if not self.train:
-            return eval_view(clip, self.frames, self.crop), self.labels[i], i
-        offset, fy, fx, mirror = torch.rand(4).tolist()
-        top, left = crop_box(clip.shape[1], clip.shape[2], self.crop, (fy, fx))
-        view = clip[sample_indices(len(clip), self.frames, offset), top : top + self.crop, left : left + self.crop]
-        if self.flip and mirror < 0.5:
-            view = view[:, :, ::-1]
-        frames = torch.from_numpy(np.ascontiguousarray(view)).permute(0, 3, 1, 2)  # (T, C, h, w)
-        if self.colour_jitter:
+        view = draw_view(clip.shape, self.frames, self.crop, train=self.train, flip=self.flip)
+        frames = take(clip, view)  # (T, C, h, w)
+        if self.train and self.colour_jitter:
             gains = 1 + self.colour_jitter * (2 * torch.rand(1, 3, 1, 1) - 1)
             shift = 255 * self.colour_jitter * (2 * torch.rand(()) - 1)
             frames = (frames.float() * gains + shift).round().clamp(0, 255).to(torch.uint8)
-        return frames, self.labels[i], i
+        if self.flow_files is None:
+            return frames, self.labels[i], i
+        flow = take(load_flow(self.flow_files[i], clip.shape), view, flow=True)  # (T, 2, h, w) float16
+        return frames, self.labels[i], i, flow
 
 
-def collate_clips(items: list[tuple[torch.Tensor, int, int]]) -> Batch:
-    frames, labels, positions = zip(*items)
-    return Batch(torch.stack(frames), torch.tensor(labels), torch.tensor(positions))
+def collate_clips(items: list[tuple]) -> Batch:
+    frames, labels, positions, *flow = zip(*items)
+    return Batch(torch.stack(frames), torch.tensor(labels), torch.tensor(positions),
+                 torch.stack(flow[0]) if flow else None)
 
 
 class VideoDataModule(SplitDataModule):
@@ -132,6 +164,8 @@ class VideoDataModule(SplitDataModule):
             where a mirror image turns MoveLeft into MoveRight and clockwise into anticlockwise.
         colour_jitter: training clips get random per-channel gains and a brightness shift of up to this
             share, the same in every frame of a clip, so motion is untouched (0 = off).
+        inputs: the model's inputs (the CLI copies --model.inputs here): when they include flow, prepare_data also
+            computes each clip's scene flow once into the flow cache, and batches carry it (Batch.flow).
         batch_size: clips per batch.
         num_workers: DataLoader worker processes (persistent: they live across epochs).
         prepare_workers: processes that render and decode in prepare_data (0 = one per core).
@@ -160,6 +194,7 @@ class VideoDataModule(SplitDataModule):
         crop: int = 44,
         flip: Optional[bool] = None,
         colour_jitter: float = 0.0,
+        inputs: str = "rgb",
         batch_size: int = 32,
         num_workers: int = 2,
         prepare_workers: int = 0,
@@ -224,6 +259,10 @@ class VideoDataModule(SplitDataModule):
         return self.hparams.crop
 
     @property
+    def reads_flow(self) -> bool:
+        return "flow" in self.hparams.inputs.split("+")
+
+    @property
     def has_test(self) -> bool:
         return bool(self.clips.get("test"))
 
@@ -268,8 +307,13 @@ class VideoDataModule(SplitDataModule):
         folder.mkdir(parents=True, exist_ok=True)
         paths = [str(c.path) for split in SPLITS for c in listing[split]]
         todo = [p for p in dict.fromkeys(paths) if not any(f.exists() for f in cached(folder, p))]
-        if not todo:
-            return
+        if todo:
+            self._decode(folder, todo)
+        if self.reads_flow:
+            self._prepare_flow(paths)
+
+    def _decode(self, folder: Path, todo: list[str]) -> None:
+        h = self.hparams
         decode = partial(cache_clip, folder=str(folder), frames=h.cache_frames, height=h.height, width=h.width,
                          fps=h.cache_fps)
         _, failures = run_on_files(decode, todo, desc=f"Decoding {len(todo)} clips into the frame cache (once)",
@@ -279,6 +323,26 @@ class VideoDataModule(SplitDataModule):
             path, reason = next(iter(unmarked.items()))
             raise OSError(f"could not write {len(unmarked)} clips into the frame cache {folder} (first: {path}: "
                           f"{reason}); they are not marked unreadable: fix the cause and run again")
+
+    def _prepare_flow(self, paths: list[str]) -> None:
+        """Every decoded clip's flow entry, computed once (missing ones, and ones that do not fit their frames:
+        a killed run's or a foreign file); clips that could not be decoded have no frames and are skipped, counted."""
+        frames_folder = self._cache()
+        folder = flow_folder(frames_folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        decoded = [f for f in (cached(frames_folder, p)[0] for p in dict.fromkeys(paths)) if f.exists()]
+        skipped = len(dict.fromkeys(paths)) - len(decoded)
+        todo = [str(f) for f in decoded if not fits(flow_file(folder, f), frames_shape(f))]
+        if not todo:
+            return
+        note = f", {skipped} skipped (unreadable: no frames)" if skipped else ""
+        desc = f"Computing the scene flow of {len(todo)} clips into the flow cache (once){note}"
+        _, failures = run_on_files(partial(cache_flow, folder=str(folder)), todo, desc=desc,
+                                   workers=self.hparams.prepare_workers)
+        if failures:  # their frames were decoded, so the cache, not the clip, is at fault
+            path, reason = next(iter(failures.items()))
+            raise OSError(f"could not compute the flow of {len(failures)} clips into {folder} (first: frames {path}: "
+                          f"{reason}): delete that frame entry to decode it again, or fix the cause, and run again")
 
     # ---- loading it ----
 
@@ -318,14 +382,26 @@ class VideoDataModule(SplitDataModule):
         self._check_classes(names, readable, unreadable, usable)
         self.clips = usable
         self.datasets = {
-            split: VideoDataset([cached(folder, c.path)[0] for c in clips], [c.label for c in clips], frames=h.frames,
-                                crop=h.crop, train=split == "train", flip=self._flip() and split == "train",
-                                colour_jitter=h.colour_jitter if split == "train" else 0.0)
+            split: VideoDataset(files, [c.label for c in clips], frames=h.frames, crop=h.crop, train=split == "train",
+                                flip=self._flip() and split == "train",
+                                colour_jitter=h.colour_jitter if split == "train" else 0.0,
+                                flow_files=self._flow_files(files) if self.reads_flow else None)
             for split, clips in usable.items() if clips
+            for files in [[cached(folder, c.path)[0] for c in clips]]
         }
         counts = ", ".join(f"{split} {len(clips)}" for split, clips in usable.items())
         rank_zero_info(f"{self.describe()}: {counts} clips in {len(names)} classes; {h.frames} frames of "
                        f"{h.crop}x{h.crop} per clip, from {folder}")
+
+    def _flow_files(self, frames_files: list[Path]) -> list[Path]:
+        """The flow entries of a split's frame entries, each checked to exist (its content is checked when read)."""
+        folder = flow_folder(self._cache())
+        files = [flow_file(folder, f) for f in frames_files]
+        missing = [f for f in files if not f.exists()]
+        if missing:
+            raise InputError(f"{len(missing)} clips are not in the flow cache {folder} (first: {missing[0].name}): "
+                             "call prepare_data() before setup()")
+        return files
 
     def _check_classes(self, names: list[str], readable: Counter, unreadable: dict, usable: dict) -> None:
         """Every class needs a readable clip, and one for training; the error names the folder."""

@@ -15,6 +15,8 @@ from tasks.common.errors import InputError
 from tasks.common.optim import adamw_with_budget_decay, adamw_with_plateau, check_optimiser_settings
 from tasks.video.backbones import weights_path
 from tasks.video.data import eval_view
+from tasks.video.flow_cache import flow_of
+from tasks.video.motion import clip_flow, clip_normalised
 from tasks.video.network import LRCN
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -51,6 +53,11 @@ class VideoModel(L.LightningModule):
         head: "final" classifies the LSTM's last state, "mean" averages per-frame predictions (as LRCN did).
         motion_steps: a motion stream's encoder sees this many consecutive motion fields at each step, as channels
             (early temporal fusion: a piece of trajectory; 1 = each step alone, as before).
+        flow_pool: the flow stream's encoder reads flow averaged over flow_pool x flow_pool pixels (2: a quarter of
+            its cost). Flow itself comes from the flow cache in training and evaluation (the data computes it once
+            per clip: the motion at each sampled frame from the cached frame before it, over the whole frame, then
+            cropped like the frames), and is computed the same way from a raw clip in `probabilities`; it is always
+            computed from clip-normalised frames, whatever `normalize` (scene_flow's thresholds are in those units).
         lr, weight_decay: AdamW.
         lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
             budget runs out: the time budget decides the end) or "plateau" (halve after lr_patience stalled
@@ -86,6 +93,7 @@ class VideoModel(L.LightningModule):
         dropout: float = 0.2,
         head: Literal["final", "mean"] = "final",
         motion_steps: int = 1,
+        flow_pool: int = 1,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         lr_schedule: Literal["budget", "plateau"] = "plateau",
@@ -107,7 +115,7 @@ class VideoModel(L.LightningModule):
         self.net = LRCN(num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone, inputs=inputs,
                         channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
                         hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head,
-                        motion_steps=motion_steps)
+                        motion_steps=motion_steps, flow_pool=flow_pool)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))
@@ -137,17 +145,21 @@ class VideoModel(L.LightningModule):
             checkpoint["state_dict"] = {(prefix + k[len("net.cnn."):] if k.startswith("net.cnn.") else k): v
                                         for k, v in state.items()}
 
-    def forward(self, frames: Tensor) -> Tensor:
-        """frames (B, T, C, h, w) uint8 RGB -> logits (B, K)."""
-        x = frames.float() / 255  # (B, T, C, h, w)
+    def forward(self, frames: Tensor, flow: Optional[Tensor] = None) -> Tensor:
+        """frames (B, T, C, h, w) uint8 RGB, flow (B, T, 2, h, w) from the flow cache or None -> logits (B, K).
+
+        Without flow, a flow stream's is computed here from the frames given (a view: its flow differs a little
+        from the cache's, which saw whole frames; `probabilities` computes the cache's)."""
         if self.hparams.normalize == "clip":  # each clip's own colour statistics, over its frames and pixels
-            x = (x - x.mean(dim=(1, 3, 4), keepdim=True)) / (x.std(dim=(1, 3, 4), keepdim=True) + 1e-3)
+            x = clip_normalised(frames)  # (B, T, C, h, w)
         else:
-            x = (x - self.mean) / self.std
-        return self.net(x)
+            x = (frames.float() / 255 - self.mean) / self.std
+        if flow is None and self.net.reads_flow:
+            flow = clip_flow(frames)
+        return self.net(x, flow)
 
     def training_step(self, batch, batch_idx):
-        logits = self(batch.frames)
+        logits = self(batch.frames, batch.flow)
         loss = F.cross_entropy(logits, batch.labels, label_smoothing=self.hparams.label_smoothing)
         B = len(batch.labels)
         self.log("train/loss", loss, prog_bar=True, batch_size=B)
@@ -156,7 +168,7 @@ class VideoModel(L.LightningModule):
 
     def _evaluate(self, batch, split: str, acc: MulticlassAccuracy, top5: MulticlassAccuracy,
                   confusion: MulticlassConfusionMatrix) -> None:
-        logits = self(batch.frames)
+        logits = self(batch.frames, batch.flow)
         loss = F.cross_entropy(logits, batch.labels)
         acc.update(logits, batch.labels)
         top5.update(logits, batch.labels)
@@ -189,5 +201,9 @@ class VideoModel(L.LightningModule):
     def probabilities(self, clips: list[np.ndarray]) -> Tensor:
         """Decoded clips, each (N, height, width, 3) uint8 as the frame cache holds them -> (len(clips), K)."""
         self.eval()
-        views = torch.stack([eval_view(clip, self.hparams.frames, self.hparams.crop) for clip in clips])
-        return self(views.to(self.device)).softmax(dim=-1).cpu()
+        h = self.hparams
+        views = torch.stack([eval_view(clip, h.frames, h.crop) for clip in clips])
+        flow = None
+        if self.net.reads_flow:  # as the flow cache has it: the whole clip's, then the same view
+            flow = torch.stack([eval_view(flow_of(clip), h.frames, h.crop) for clip in clips]).to(self.device)
+        return self(views.to(self.device), flow).softmax(dim=-1).cpu()

@@ -1,5 +1,6 @@
-"""Motion streams computed from the frames themselves, on the fly (nothing extra cached; differences are cheap at
-cached sizes, scene flow costs about 8 ms a frame pair at 64 x 64 on one core).
+"""Motion streams computed from the frames themselves: differences on the fly (cheap at cached sizes); scene flow
+(about 8 ms a frame pair at 64 x 64 on one core, which would bound training) once per clip into the flow cache
+(tasks/video/flow_cache.py), or on the fly when a raw video is classified.
 
 Shapes: B clips, T frames, C channels, H x W frame size.
 """
@@ -162,6 +163,19 @@ def scene_flow(frames: Tensor) -> Tensor:
     change = stabilised_differences(frames.float())[:, 1:].abs().sum(dim=2)  # (B, T-1, H, W)
     moving = (_blurred(change.flatten(0, 1)[:, None], 1.0).view(B, T - 1, 1, H, W) / CHANGE).clamp(max=1)
     return torch.cat([frames.new_zeros(B, 1, 2, H, W), (flow * moving).to(frames.dtype)], dim=1)
+
+
+def clip_normalised(frames: Tensor) -> Tensor:
+    """(B, T, C, H, W) uint8 RGB -> float: each colour channel standardised by the clip's own mean and deviation over
+    all its frames and pixels (the model's normalize "clip", and what scene_flow's thresholds are measured in)."""
+    x = frames.float() / 255
+    return (x - x.mean(dim=(1, 3, 4), keepdim=True)) / (x.std(dim=(1, 3, 4), keepdim=True) + 1e-3)
+
+
+def clip_flow(frames: Tensor) -> Tensor:
+    """(B, T, C, H, W) uint8 RGB -> scene flow (B, T, 2, H, W): the one definition the flow cache and the model's
+    on-the-fly path share, so a cached clip and a raw one give the same flow whatever the model's normalize."""
+    return scene_flow(clip_normalised(frames))
 
 
 def stacked(motion: Tensor, steps: int) -> Tensor:

@@ -6,10 +6,11 @@ Shapes: B clips, T frames, C colour channels, H x W frame size, F frame feature 
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from core import LSTMEncoder
 from tasks.video.backbones import make_backbone
@@ -30,7 +31,10 @@ class LRCN(nn.Module):
     the LSTM. head "final" classifies the LSTM's last state; "mean" classifies every step and averages the T
     predicted distributions (returned as log-probabilities, which cross-entropy takes as logits). motion_steps:
     each step's motion encoder sees that many consecutive motion fields as channels (early fusion: a piece of
-    trajectory, motion.stacked).
+    trajectory, motion.stacked). flow_pool: the flow stream's encoder reads flow averaged over flow_pool x
+    flow_pool pixels (2: a quarter of the convolutions' cost, and less of Lucas-Kanade's pixel noise; flow is
+    smooth where an actor moves, so little is lost). Flow can be given (the flow cache's, tasks/video/flow_cache.py):
+    else it is computed from the frames here.
     """
 
     def __init__(self, *, num_classes: int, backbone: str = "small", freeze_backbone: bool = False,
@@ -38,7 +42,7 @@ class LRCN(nn.Module):
                  channels: Sequence[int] = (16, 32, 64),
                  grid: int = 4, keypoints: bool = True, feature_size: int = 128, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final",
-                 motion_steps: int = 1):
+                 motion_steps: int = 1, flow_pool: int = 1):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"Unsupported head {head!r}: choose one of {', '.join(HEADS)}")
@@ -46,7 +50,9 @@ class LRCN(nn.Module):
             raise ValueError(f"Unsupported inputs {inputs!r}: choose one of {', '.join(INPUTS)}")
         if motion_steps < 1:
             raise ValueError(f"motion_steps must be >= 1, got {motion_steps}")
-        self.head, self.inputs, self.motion_steps = head, inputs, motion_steps
+        if flow_pool < 1:
+            raise ValueError(f"flow_pool must be >= 1, got {flow_pool}")
+        self.head, self.inputs, self.motion_steps, self.flow_pool = head, inputs, motion_steps, flow_pool
         options = dict(frozen=freeze_backbone, channels=channels, grid=grid, keypoints=keypoints,
                        feature_size=feature_size)
         self.streams = nn.ModuleDict({name: make_backbone(backbone, **options, **self._stream_options(name))
@@ -65,22 +71,32 @@ class LRCN(nn.Module):
             return {"in_channels": 2 * self.motion_steps, "peaks": True}
         return {"in_channels": 3 * self.motion_steps}
 
-    def view(self, name: str, frames: Tensor) -> Tensor:
-        """frames (B, T, C, H, W) -> what stream `name` reads, (B, T, C', H, W)."""
+    @property
+    def reads_flow(self) -> bool:
+        return "flow" in self.streams
+
+    def view(self, name: str, frames: Tensor, flow: Optional[Tensor] = None) -> Tensor:
+        """frames (B, T, C, H, W) -> what stream `name` reads, (B, T, C', H', W'); flow (B, T, 2, H, W), if given,
+        is the flow stream's motion instead of scene_flow(frames)."""
         if name == "rgb":
             return frames
-        motion = MOTION[name](frames)
+        motion = flow.float() if name == "flow" and flow is not None else MOTION[name](frames)
+        if name == "flow" and self.flow_pool > 1:  # (before stacking: a third of the pooling)
+            B, T = motion.shape[:2]
+            pooled = F.avg_pool2d(motion.flatten(0, 1), self.flow_pool)  # (B * T, 2, H / pool, W / pool)
+            motion = pooled.view(B, T, *pooled.shape[1:])
         return stacked(motion, self.motion_steps) if self.motion_steps > 1 else motion
 
-    def frame_features(self, frames: Tensor) -> dict[str, Tensor]:
+    def frame_features(self, frames: Tensor, flow: Optional[Tensor] = None) -> dict[str, Tensor]:
         """frames (B, T, C, H, W) -> each stream's features (B, T, F_stream), every frame through it at once."""
         B, T = frames.shape[:2]
-        views = {name: self.view(name, frames) for name in self.streams}
+        views = {name: self.view(name, frames, flow) for name in self.streams}
         return {name: stream(views[name].flatten(0, 1)).view(B, T, -1) for name, stream in self.streams.items()}
 
-    def forward(self, frames: Tensor) -> Tensor:
+    def forward(self, frames: Tensor, flow: Optional[Tensor] = None) -> Tensor:
+        """frames (B, T, C, H, W) normalised, flow (B, T, 2, H, W) or None -> logits (B, K)."""
         T = frames.shape[1]
-        features = torch.cat(list(self.frame_features(frames).values()), dim=-1)  # (B, T, F): streams side by side
+        features = torch.cat(list(self.frame_features(frames, flow).values()), dim=-1)  # (B, T, F): side by side
         encoded = self.encoder(features)  # dropout on its inputs is the encoder's
         if self.head == "final":
             return self.output(self.dropout(encoded.state[0][-1]))  # (B, K): the top layer's last hidden state
