@@ -36,8 +36,10 @@ FIND_AUDIO = AUDIO_ELEMENTS + "return found.filter(a => a.src && a.readyState >=
 PLAY = AUDIO_ELEMENTS + """
 const done = arguments[arguments.length - 1];
 const audio = found.find(a => a.src && a.readyState >= 1);
-audio.play().then(() => setTimeout(() => { done([audio.currentTime, audio.paused]); audio.pause(); }, 600),
-                  error => done(['refused', String(error)]));"""
+const started = Date.now();  // a loaded machine may take a while to move the clock: wait up to 5 s for it
+const report = () => { done([audio.currentTime, audio.paused]); audio.pause(); };
+const poll = () => (audio.currentTime > 0 || Date.now() - started > 5000) ? report() : setTimeout(poll, 100);
+audio.play().then(() => setTimeout(poll, 300), error => done(['refused', String(error)]));"""
 
 
 def browser_or_skip() -> tuple[str, str]:

@@ -68,7 +68,7 @@ def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
         "--data.height=32", "--data.width=32", "--data.crop=28", "--data.batch_size=16", "--data.num_workers=0",
         "--data.prepare_workers=1", f"--data.cache_dir={data.cache_dir}", f"--model.inputs={inputs}",
         "--model.channels=[8, 16]", "--model.feature_size=32", "--model.hidden_size=32", "--model.dropout=0.0",
-        "--model.lr=0.003", "--model.lr_patience=100", "--trainer.max_epochs=8", "--trainer.enable_progress_bar=false",
+        "--model.lr=0.003", "--model.lr_patience=100", "--trainer.max_epochs=12", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", "--trainer.callbacks=[]", f"--run.root={tmp_path / 'runs'}",
         "--run.wandb=off", RECORD,
     ])
