@@ -8,13 +8,15 @@ with a handful of tensor operations per layer:
 
 - layer 0's input projection of every token is one row of a (V, 4H) table, when that table is small;
 - each layer's gates are one `addmm` per weight matrix, on weights stored (in, 4H);
-- the cell's six elementwise operations, written out (gate order i, f, g, o, as nn.LSTM's).
+- the cell is five elementwise operations after one sigmoid over all four gates: the candidate's weights are
+  stored doubled, so its sigmoid gives tanh through tanh(x) = 2 sigmoid(2x) - 1;
+- the state between steps is a tuple of per-layer tensors (LeanState), never stacked and split again.
 
 It has no gradients and its own copy of the weights: `for_generation` rebuilds it when they change. Tested equal to LSTMDecoder.forward one token at a time.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -26,6 +28,26 @@ ENABLED = True  # bench/generation.py turns it off to time the module-by-module 
 TOKEN_TABLE_LIMIT = 4_000_000  # entries of the (V, 4H) table: 16 MB in float32; larger vocabularies embed per step
 
 
+class LeanState(NamedTuple):
+    """A decoder state as LeanStep keeps it: one (B, H) tensor per layer."""
+
+    h: tuple[Tensor, ...]
+    c: tuple[Tensor, ...]
+    feed: Optional[Tensor] = None  # (B, H), when input feeding
+
+    def stacked(self) -> DecoderState:
+        """The same state as LSTMDecoder keeps it, (L, B, H)."""
+        return DecoderState(torch.stack(self.h), torch.stack(self.c), self.feed)
+
+
+def _doubled_candidate(weight: Tensor) -> Tensor:
+    """(..., 4H) gate weights or bias, gate order i, f, g, o, with the candidate's (g) block times 2."""
+    H = weight.shape[-1] // 4
+    weight = weight.clone()
+    weight[..., 2 * H:3 * H] *= 2
+    return weight
+
+
 class LeanStep:
     """decoder.step(token, state, memory) -> (logits (B, V), state), with a frozen copy of the weights."""
 
@@ -34,9 +56,9 @@ class LeanStep:
         self.input_feeding, self.num_layers = decoder.input_feeding, decoder.num_layers
         H = decoder.hidden_size
         weights = [w.detach() for w in decoder.lstm._flat_weights]  # per layer: w_ih, w_hh, b_ih, b_hh
-        self.w_ih = [weights[4 * k].t().contiguous() for k in range(self.num_layers)]  # (in, 4H)
-        self.w_hh = [weights[4 * k + 1].t().contiguous() for k in range(self.num_layers)]  # (H, 4H)
-        self.bias = [weights[4 * k + 2] + weights[4 * k + 3] for k in range(self.num_layers)]  # (4H,)
+        self.w_ih = [_doubled_candidate(weights[4 * k].t()).contiguous() for k in range(self.num_layers)]  # (in, 4H)
+        self.w_hh = [_doubled_candidate(weights[4 * k + 1].t()).contiguous() for k in range(self.num_layers)]  # (H, 4H)
+        self.bias = [_doubled_candidate(weights[4 * k + 2] + weights[4 * k + 3]) for k in range(self.num_layers)]
         embedding = decoder.embedding.weight.detach()  # (V, E)
         E = embedding.shape[1]
         self.embedding, self.token_weight = embedding, self.w_ih[0][:E]  # (E, 4H): the token's share
@@ -48,19 +70,25 @@ class LeanStep:
         if decoder.attention is not None:
             self.combine_weight = decoder.combine.weight.detach().t().contiguous()  # (M + H, H)
             self.combine_bias = decoder.combine.bias.detach()
+        self.bottleneck = None
+        if decoder.bottleneck is not None:  # (H, E) and (E,): a module call costs more than its product here
+            self.bottleneck = (decoder.bottleneck.weight.detach().t().contiguous(), decoder.bottleneck.bias.detach())
         self.output_weight = decoder.output.weight.detach().t().contiguous()  # (H or E, V)
         self.output_bias = decoder.output.bias.detach()
 
-    def _cell(self, gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        H = c.shape[-1]
-        squashed = gates.sigmoid()  # i, f, o used; the g block is wasted work, cheaper than slicing first
-        c = torch.addcmul(squashed[:, H:2 * H] * c, squashed[:, :H], gates[:, 2 * H:3 * H].tanh())
-        return squashed[:, 3 * H:] * c.tanh(), c
+    @staticmethod
+    def _cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        i, f, g, o = gates.sigmoid().chunk(4, dim=1)  # g is sigmoid(2x) of the candidate's x
+        c = torch.addcmul(f * c - i, i, g, value=2.0)  # f c + i tanh(x), with tanh(x) = 2 g - 1
+        return o * c.tanh(), c
 
-    def step(self, token: Tensor, state: Optional[DecoderState], memory: Optional[Memory] = None) -> tuple[Tensor, DecoderState]:
+    def step(self, token: Tensor, state, memory: Optional[Memory] = None) -> tuple[Tensor, LeanState]:
+        """token (B,), state (None, a DecoderState or the LeanState the last step gave) -> logits (B, V), LeanState."""
         decoder = self.decoder
         if state is None:
             state = decoder.initial_state(token.shape[0], token.device)
+        if isinstance(state, DecoderState):
+            state = LeanState(state.h.unbind(0), state.c.unbind(0), state.feed)
         if self.token_gates is not None:
             gates = self.token_gates[token]  # (B, 4H)
         else:
@@ -79,10 +107,10 @@ class LeanStep:
         if decoder.attention is not None:
             x = self._attend(x, memory)  # (B, H): the attentional vector
             feed = x if self.input_feeding else None
-        if decoder.bottleneck is not None:
-            x = decoder.bottleneck(x)
+        if self.bottleneck is not None:
+            x = torch.addmm(self.bottleneck[1], x, self.bottleneck[0])
         logits = torch.addmm(self.output_bias, x, self.output_weight)
-        return logits, DecoderState(torch.stack(hs), torch.stack(cs), feed)
+        return logits, LeanState(tuple(hs), tuple(cs), feed)
 
     def _attend(self, query: Tensor, memory: Memory) -> Tensor:
         """query (B, H) -> tanh(W_c [context; query]) (B, H), as LSTMDecoder._attend. For dot and general
@@ -100,7 +128,14 @@ class LeanStep:
         context = torch.bmm(scores.softmax(dim=-1), memory.outputs)[:, 0]  # (B, M)
         return torch.addmm(self.combine_bias, torch.cat([context, query], dim=-1), self.combine_weight).tanh()
 
-    reorder_state = staticmethod(LSTMDecoder.reorder_state)
+    @staticmethod
+    def reorder_state(state, index: Tensor):
+        """Select or repeat batch entries of a DecoderState or LeanState (beam search)."""
+        if isinstance(state, DecoderState):
+            return LSTMDecoder.reorder_state(state, index)
+        feed = state.feed.index_select(0, index) if state.feed is not None else None
+        return LeanState(tuple(h.index_select(0, index) for h in state.h),
+                         tuple(c.index_select(0, index) for c in state.c), feed)
 
 
 def for_generation(decoder):

@@ -22,7 +22,7 @@ class Steppable(Protocol):
 
 class Hypotheses(NamedTuple):
     tokens: Tensor  # (B, L), `pad` after the end of sequence
-    scores: Tensor  # (B,) total log-probability (beam search: after length penalty)
+    scores: Optional[Tensor]  # (B,) total log-probability (beam search: after length penalty); None if not asked for
 
 
 def prime(decoder: Steppable, prefix: Tensor, state=None, memory: Optional[Memory] = None) -> tuple[Tensor, object]:
@@ -46,34 +46,40 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     return logits
 
 
-def _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose) -> Hypotheses:
+def _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose, score) -> Hypotheses:
     """The loop greedy and sample share. Generation at batch 1 is bound by per-step overhead, so a step does
-    only what it needs: tokens go into a pre-allocated (B, L) tensor, banned tokens are one in-place fill,
-    and the end-of-sequence bookkeeping is skipped when there is no eos."""
+    only what it needs: chosen tokens are kept in a list and stacked once, banned tokens are one in-place fill,
+    log-probabilities are taken only when scores are asked for, and a single sequence ends on its own eos
+    without the batch's masks."""
     decoder = for_generation(decoder)
     B, device = start.shape[0], start.device
-    tokens = torch.full((B, max_len), pad, dtype=torch.long, device=device)
-    total = torch.zeros(B, device=device)
+    total = torch.zeros(B, device=device) if score else None
     banned_index = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device) if banned else None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    token, length = start, 0
-    for length in range(1, max_len + 1):
+    chosen: list[Tensor] = []
+    token = start
+    for _ in range(max_len):
         logits, state = decoder.step(token, state, memory)  # (B, V)
         if banned_index is not None:
             logits.index_fill_(1, banned_index, float("-inf"))
         token = choose(logits)
-        logp = logits.float().log_softmax(dim=-1).gather(1, token[:, None])[:, 0]
-        if eos is None:
-            total += logp
-            tokens[:, length - 1] = token
+        logp = logits.float().log_softmax(dim=-1).gather(1, token[:, None])[:, 0] if score else None
+        if eos is None or B == 1:
+            chosen.append(token)
+            if score:
+                total += logp
+            if eos is not None and int(token) == eos:
+                break
             continue
-        total += logp.masked_fill(finished, 0.0)
+        if score:
+            total += logp.masked_fill(finished, 0.0)
         token = token.masked_fill(finished, pad)
-        tokens[:, length - 1] = token
+        chosen.append(token)
         finished |= token == eos
         if finished.all():
             break
-    return Hypotheses(tokens[:, :length], total)
+    tokens = torch.stack(chosen, dim=1) if chosen else torch.full((B, 0), pad, dtype=torch.long, device=device)
+    return Hypotheses(tokens, total)
 
 
 def greedy(
@@ -86,9 +92,10 @@ def greedy(
     eos: Optional[int] = None,
     pad: int = 0,
     banned: Sequence[int] = (),
+    score: bool = True,
 ) -> Hypotheses:
-    """The most likely token at every step. start (B,) -> tokens (B, L)."""
-    return _decode(decoder, start, max_len, state, memory, eos, pad, banned, lambda logits: logits.argmax(dim=-1))
+    """The most likely token at every step. start (B,) -> tokens (B, L) and, with score, their log-probability."""
+    return _decode(decoder, start, max_len, state, memory, eos, pad, banned, lambda logits: logits.argmax(dim=-1), score)
 
 
 def sample(
@@ -105,8 +112,10 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: Optional[torch.Generator] = None,
+    score: bool = True,
 ) -> Hypotheses:
-    """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering. start (B,) -> (B, L)."""
+    """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering. start (B,) -> tokens (B, L) and,
+    with score, their log-probability."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use greedy for the argmax)")
     if not 0 < top_p <= 1:
@@ -124,7 +133,7 @@ def sample(
         scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
         return (filter_logits(scaled, top_k, top_p) + noise.pop()).argmax(dim=-1)
 
-    return _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose)
+    return _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose, score)
 
 
 def length_penalty(lengths: Tensor, alpha: float) -> Tensor:

@@ -86,7 +86,7 @@ class TranslationModel(L.LightningModule):
         memory, state = self.encode(batch.src, batch.src_lengths)
         return self.decoder(batch.tgt[:, :-1], state, memory)  # logits (B, T-1, V), state, attention
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping: at batch 1 a decoding step is mostly per-operation overhead
     def generate(self, src: Tensor, src_lengths: Tensor, beam_size: int) -> list[list[int]]:
         """Batched beam search (or greedy for beam_size 1) -> token ids per sentence."""
         memory, state = self.encode(src, src_lengths)
@@ -96,7 +96,7 @@ class TranslationModel(L.LightningModule):
             out = beam_search(self.decoder, start, max_len, beam_size=beam_size, eos=EOS, pad=PAD, state=state,
                               memory=memory, alpha=self.hparams.length_penalty)
         else:
-            out = greedy(self.decoder, start, max_len, state=state, memory=memory, eos=EOS, pad=PAD)
+            out = greedy(self.decoder, start, max_len, state=state, memory=memory, eos=EOS, pad=PAD, score=False)
         return out.tokens.tolist()
 
     # --- training and evaluation -------------------------------------------------------------------

@@ -160,8 +160,8 @@ class VideoDataModule(SplitDataModule):
         height: cached frame height (clips are resized to height x width when decoded).
         width: cached frame width.
         crop: the square the model sees: a random crop in training, the centre one in evaluation.
-        flip: mirror half of the training clips. None: on for real videos, off for the synthetic corpus,
-            where a mirror image turns MoveLeft into MoveRight and clockwise into anticlockwise.
+        flip: mirror half of the training clips. Off by default: a mirror image turns moving left into moving
+            right and clockwise into anticlockwise, so only where mirrored activities are the same ones (UCF101).
         colour_jitter: training clips get random per-channel gains and a brightness shift of up to this
             share, the same in every frame of a clip, so motion is untouched (0 = off).
         inputs: the model's inputs (the CLI copies --model.inputs here): when they include flow, prepare_data also
@@ -192,7 +192,7 @@ class VideoDataModule(SplitDataModule):
         height: int = 48,
         width: int = 48,
         crop: int = 44,
-        flip: Optional[bool] = None,
+        flip: bool = False,
         colour_jitter: float = 0.0,
         inputs: str = "rgb",
         batch_size: int = 32,
@@ -383,7 +383,7 @@ class VideoDataModule(SplitDataModule):
         self.clips = usable
         self.datasets = {
             split: VideoDataset(files, [c.label for c in clips], frames=h.frames, crop=h.crop, train=split == "train",
-                                flip=self._flip() and split == "train",
+                                flip=h.flip and split == "train",
                                 colour_jitter=h.colour_jitter if split == "train" else 0.0,
                                 flow_files=self._flow_files(files) if self.reads_flow else None)
             for split, clips in usable.items() if clips
@@ -421,8 +421,6 @@ class VideoDataModule(SplitDataModule):
             raise InputError(f"class folder {root / untrained[0]}: no readable training clip "
                              f"({len(untrained)} classes have none: {', '.join(untrained[:5])})")
 
-    def _flip(self) -> bool:
-        return self.hparams.root is not None if self.hparams.flip is None else self.hparams.flip
 
     def split_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
