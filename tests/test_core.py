@@ -245,6 +245,28 @@ def test_beam_of_one_equals_greedy(input_feeding):
     assert torch.equal(g.tokens, b.tokens)
 
 
+def test_unscored_and_one_by_one_decoding_give_the_batchs_tokens():
+    """Scores only when asked for, and a batch of one that ends at its own eos without the batch's masks: the same
+    tokens either way (translation and melodies decode like this at batch 1)."""
+    torch.manual_seed(5)
+    dec = LSTMDecoder(vocab_size=5, hidden_size=8, attention="general", memory_size=6, input_feeding=True).eval()
+    memory = make_memory()
+    start = torch.full((3,), 1)
+    with torch.no_grad():
+        batched = greedy(dec, start, 12, memory=memory, eos=2)
+        unscored = greedy(dec, start, 12, memory=memory, eos=2, score=False)
+        assert unscored.scores is None and torch.equal(unscored.tokens, batched.tokens)
+        early = 0
+        for i in range(3):
+            alone = greedy(dec, start[i:i + 1], 12, memory=memory.index_select(torch.tensor([i])), eos=2)
+            ends = (batched.tokens[i] == 2).nonzero()
+            length = int(ends[0]) + 1 if len(ends) else 12
+            early += length < 12
+            assert torch.equal(alone.tokens[0], batched.tokens[i, :length])  # stops at its eos: nothing after it
+            torch.testing.assert_close(alone.scores, batched.scores[i:i + 1])
+        assert early  # some sequence did end before max_len, so the eos path ran
+
+
 def test_wider_beam_finds_at_least_as_likely_sequences():
     torch.manual_seed(4)
     dec = LSTMDecoder(vocab_size=7, hidden_size=8).eval()

@@ -36,8 +36,10 @@ def trained(tmp_path_factory):
         "--data.synth_size=32", "--data.test_fraction=0.2", "--data.val_fraction=0.1", "--data.frames=4",
         "--data.cache_frames=8", "--data.height=32", "--data.width=32", "--data.crop=28", "--data.batch_size=16",
         "--data.num_workers=0", "--data.prepare_workers=1", f"--data.cache_dir={root / 'cache'}",
+        "--model.inputs=rgb", "--model.grid=4", "--model.label_smoothing=0.0", "--model.weight_decay=0.0001",
+        "--data.colour_jitter=0.0",  # the frames alone, as an LRCN reads them (the default reads scene flow)
         "--model.channels=[8, 16]", "--model.feature_size=32", "--model.hidden_size=32", "--model.dropout=0.0",
-        "--model.lr=0.003", "--model.lr_patience=100",
+        "--model.lr=0.003", "--model.lr_schedule=plateau", "--model.lr_patience=100",
         "--trainer.max_epochs=16", "--trainer.log_every_n_steps=1", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
         f"--run.root={root / 'runs'}", "--run.name=tiny", "--run.wandb=offline", RECORD,
@@ -68,7 +70,8 @@ def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
         "--data.height=32", "--data.width=32", "--data.crop=28", "--data.batch_size=16", "--data.num_workers=0",
         "--data.prepare_workers=1", f"--data.cache_dir={data.cache_dir}", f"--model.inputs={inputs}",
         "--model.channels=[8, 16]", "--model.feature_size=32", "--model.hidden_size=32", "--model.dropout=0.0",
-        "--model.lr=0.003", "--model.lr_patience=100", "--trainer.max_epochs=12", "--trainer.enable_progress_bar=false",
+        "--model.lr=0.003", "--model.lr_schedule=plateau", "--model.lr_patience=100", "--trainer.max_epochs=12",
+        "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", "--trainer.callbacks=[]", f"--run.root={tmp_path / 'runs'}",
         "--run.wandb=off", RECORD,
     ])

@@ -30,6 +30,30 @@ def test_camera_shifts_find_the_pan():
     torch.testing.assert_close(found, expected, rtol=0, atol=0.25)
 
 
+def still_camera_clip(T: int = 6, step: int = 2, size: int = 48) -> torch.Tensor:
+    """(1, T, 3, size, size): a still camera on a smooth gradient with a little noise, and a sharp 12-pixel square
+    moving `step` pixels a frame to the right: the default corpus's kind of scene, and a wall's or the sky's."""
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.2, 0.8, size)
+    frames = []
+    for t in range(T):
+        frame = torch.stack([ramp[None, :].expand(size, size), ramp[:, None].expand(size, size), 0.5 + 0 * ramp[None, :].expand(size, size)])
+        frame = frame + 0.02 * torch.randn(frame.shape, generator=g)
+        frame[:, 18:30, 6 + step * t:18 + step * t] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+        frames.append(frame)
+    return torch.stack(frames)[None]
+
+
+def test_a_still_camera_stays_still_when_a_sharp_shape_moves_over_a_smooth_background():
+    """Phase correlation alone follows the shape here (nothing in a smooth background votes for standing still); the
+    camera is taken to move only if its shift explains the frames clearly better than no shift."""
+    found = camera_shifts(still_camera_clip())[0]
+    assert found.abs().max() < 0.25, found
+    flow = scene_flow(still_camera_clip())[0, 1:]  # the square's flow points right, where it moved
+    moving = flow[:, 0].abs() > 0.5
+    assert moving.any() and (flow[:, 0][moving] > 0).float().mean() > 0.8
+
+
 def test_shifted_moves_content_by_whole_and_sub_pixels():
     image = torch.zeros(1, 16, 16)
     image[0, 5, 7] = 1.0
@@ -131,6 +155,36 @@ def test_a_stacked_flow_stream_reads_its_steps_as_channels():
     assert net.streams["flow"].conv[0].in_channels == 6
     clip = panned_clip([(0, t) for t in range(5)], size=32)
     assert net(clip).shape == (1, 3)
+
+
+def turning_flow(step_degrees: float, T: int = 6, size: int = 3) -> torch.Tensor:
+    """(1, T, 2, size, size): a uniform flow of speed 2 whose direction turns by step_degrees each frame."""
+    angles = torch.deg2rad(torch.arange(T) * step_degrees)
+    return (2 * torch.stack([angles.cos(), angles.sin()], dim=1)).view(1, T, 2, 1, 1).expand(1, T, 2, size, size)
+
+
+def test_turning_tells_a_circles_direction_and_is_zero_for_a_straight_drift():
+    from tasks.video.motion import with_turning
+
+    one_way, other_way, straight = (with_turning(turning_flow(d)) for d in (30.0, -30.0, 0.0))
+    assert one_way.shape == (1, 6, 4, 3, 3) and torch.equal(one_way[:, :, :2], turning_flow(30.0))
+    assert torch.all(one_way[0, 1:, 2] > 1) and torch.all(other_way[0, 1:, 2] < -1)  # cross: sign of the turn
+    torch.testing.assert_close(one_way[0, 1:, 2], -other_way[0, 1:, 2])
+    assert torch.all(straight[0, :, 2] == 0) and torch.all(straight[0, 1:, 3] > 1)  # dot: going on
+    assert torch.all(one_way[0, 0, 2:] == 0)  # nothing before the first step
+
+
+def test_a_turning_flow_stream_reads_four_channels_a_step():
+    from tasks.video.network import LRCN
+
+    net = LRCN(num_classes=3, inputs="flow", channels=(4, 8), grid=0, feature_size=8, hidden_size=8, motion_steps=3,
+               turning=True)
+    assert net.streams["flow"].conv[0].in_channels == 12
+    frames = torch.zeros(1, 5, 3, 32, 32)
+    seen = {d: net.view("flow", frames, turning_flow(d, T=5, size=32)) for d in (30.0, -30.0)}
+    assert seen[30.0].shape == (1, 5, 12, 32, 32)  # 3 steps of dx, dy, cross, dot, oldest first
+    assert torch.all(seen[30.0][0, 1:, 10] > 1) and torch.all(seen[-30.0][0, 1:, 10] < -1)  # the newest step's turn
+    assert net(frames, turning_flow(30.0, T=5, size=32)).shape == (1, 3)
 
 
 # ---- the flow cache (tasks/video/flow_cache.py) ----

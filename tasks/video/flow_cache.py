@@ -18,13 +18,13 @@ import torch
 from tasks.common.atomic import save_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.video.motion import CHANGE, TILE, clip_flow
+from tasks.video.motion import CHANGE, VOTE_TILES, TILE, clip_flow
 
-FLOW_VERSION = 1  # bump when scene_flow changes, so old flow is not reused
+FLOW_VERSION = 2  # bump when scene_flow changes, so old flow is not reused
 
 
 def flow_folder(frames_folder: str | Path) -> Path:
-    return Path(frames_folder) / f"flow-{stamp_digest([FLOW_VERSION, CHANGE, TILE], 8)}"
+    return Path(frames_folder) / f"flow-{stamp_digest([FLOW_VERSION, CHANGE, TILE, VOTE_TILES], 8)}"
 
 
 def flow_file(folder: Path, frames_file: Path) -> Path:

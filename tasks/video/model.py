@@ -58,6 +58,9 @@ class VideoModel(L.LightningModule):
             per clip: the motion at each sampled frame from the cached frame before it, over the whole frame, then
             cropped like the frames), and is computed the same way from a raw clip in `probabilities`; it is always
             computed from clip-normalised frames, whatever `normalize` (scene_flow's thresholds are in those units).
+        turning: the flow stream also reads how the flow at each pixel turned since the step before (the cross and
+            dot products of consecutive flow fields): the direction a circling actor turns, which one convolution
+            over flow cannot compute.
         lr, weight_decay: AdamW.
         lr_schedule: "budget" (warm up over warmup_steps, then decay linearly to zero when max_time or the step
             budget runs out: the time budget decides the end) or "plateau" (halve after lr_patience stalled
@@ -94,6 +97,7 @@ class VideoModel(L.LightningModule):
         head: Literal["final", "mean"] = "final",
         motion_steps: int = 1,
         flow_pool: int = 1,
+        turning: bool = False,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         lr_schedule: Literal["budget", "plateau"] = "plateau",
@@ -115,7 +119,7 @@ class VideoModel(L.LightningModule):
         self.net = LRCN(num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone, inputs=inputs,
                         channels=channels, grid=grid, keypoints=keypoints, feature_size=feature_size,
                         hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, head=head,
-                        motion_steps=motion_steps, flow_pool=flow_pool)
+                        motion_steps=motion_steps, flow_pool=flow_pool, turning=turning)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         top1, top5 = (dict(num_classes=K, top_k=k, average="micro") for k in (1, min(5, K)))

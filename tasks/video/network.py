@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from core import LSTMEncoder
 from tasks.video.backbones import make_backbone
-from tasks.video.motion import frame_differences, scene_flow, stabilised_differences, stacked
+from tasks.video.motion import frame_differences, scene_flow, stabilised_differences, stacked, with_turning
 
 INPUTS = ("rgb", "diff", "stable-diff", "flow", "rgb+diff", "rgb+stable-diff", "rgb+flow")
 HEADS = ("final", "mean")
@@ -33,8 +33,9 @@ class LRCN(nn.Module):
     each step's motion encoder sees that many consecutive motion fields as channels (early fusion: a piece of
     trajectory, motion.stacked). flow_pool: the flow stream's encoder reads flow averaged over flow_pool x
     flow_pool pixels (2: a quarter of the convolutions' cost, and less of Lucas-Kanade's pixel noise; flow is
-    smooth where an actor moves, so little is lost). Flow can be given (the flow cache's, tasks/video/flow_cache.py):
-    else it is computed from the frames here.
+    smooth where an actor moves, so little is lost). turning: the flow stream also reads how each pixel's flow
+    turned since the step before (motion.with_turning: 2 more channels), what tells a circle's direction. Flow can
+    be given (the flow cache's, tasks/video/flow_cache.py): else it is computed from the frames here.
     """
 
     def __init__(self, *, num_classes: int, backbone: str = "small", freeze_backbone: bool = False,
@@ -42,7 +43,7 @@ class LRCN(nn.Module):
                  channels: Sequence[int] = (16, 32, 64),
                  grid: int = 4, keypoints: bool = True, feature_size: int = 128, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.2, head: Literal["final", "mean"] = "final",
-                 motion_steps: int = 1, flow_pool: int = 1):
+                 motion_steps: int = 1, flow_pool: int = 1, turning: bool = False):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"Unsupported head {head!r}: choose one of {', '.join(HEADS)}")
@@ -53,6 +54,7 @@ class LRCN(nn.Module):
         if flow_pool < 1:
             raise ValueError(f"flow_pool must be >= 1, got {flow_pool}")
         self.head, self.inputs, self.motion_steps, self.flow_pool = head, inputs, motion_steps, flow_pool
+        self.turning = turning
         options = dict(frozen=freeze_backbone, channels=channels, grid=grid, keypoints=keypoints,
                        feature_size=feature_size)
         self.streams = nn.ModuleDict({name: make_backbone(backbone, **options, **self._stream_options(name))
@@ -63,12 +65,12 @@ class LRCN(nn.Module):
         self.output = nn.Linear(self.encoder.output_size, num_classes)
 
     def _stream_options(self, name: str) -> dict:
-        """What a stream's encoder reads besides the defaults: flow has 2 channels (and max-pools), a motion
-        stream motion_steps times its channels."""
+        """What a stream's encoder reads besides the defaults: flow has 2 channels (4 with turning) and max-pools,
+        a motion stream motion_steps times its channels."""
         if name == "rgb":
             return {}
         if name == "flow":
-            return {"in_channels": 2 * self.motion_steps, "peaks": True}
+            return {"in_channels": (4 if self.turning else 2) * self.motion_steps, "peaks": True}
         return {"in_channels": 3 * self.motion_steps}
 
     @property
@@ -85,6 +87,8 @@ class LRCN(nn.Module):
             B, T = motion.shape[:2]
             pooled = F.avg_pool2d(motion.flatten(0, 1), self.flow_pool)  # (B * T, 2, H / pool, W / pool)
             motion = pooled.view(B, T, *pooled.shape[1:])
+        if name == "flow" and self.turning:
+            motion = with_turning(motion)
         return stacked(motion, self.motion_steps) if self.motion_steps > 1 else motion
 
     def frame_features(self, frames: Tensor, flow: Optional[Tensor] = None) -> dict[str, Tensor]:
