@@ -17,6 +17,7 @@ from tasks.common.atomic import save_atomic
 from tasks.common.distributed import RankZeroCheckpointIO
 from tasks.common.errors import InputError
 from tasks.common.launching import launched_as_rank_zero, launcher_topology
+from tasks.common.memory import keep_freed_memory
 from tasks.common.logging import check_wandb_login, finish, make_logger, resolve_wandb_mode, wandb_run_dir
 from tasks.common.resuming import (CONFIG, ResumeState, check_fits, check_training_checkpoint, resume_arguments,
                                    split_resume, wandb_run_id)
@@ -131,6 +132,7 @@ class SuiteCLI(LightningCLI):
 
     def __init__(self, task: Task, args: list[str]):
         self.task = task
+        keep_freed_memory()  # before anything large is allocated: no page-fault storm between steps
         super().__init__(
             task.model,
             task.data,
