@@ -36,9 +36,14 @@ FIND_AUDIO = AUDIO_ELEMENTS + "return found.filter(a => a.src && a.readyState >=
 PLAY = AUDIO_ELEMENTS + """
 const done = arguments[arguments.length - 1];
 const audio = found.find(a => a.src && a.readyState >= 1);
-const started = Date.now();  // a loaded machine may take a while to move the clock: wait up to 5 s for it
+const started = Date.now();  // a loaded machine may take a while to move the clock: wait up to 8 s for it
+let retried = false;  // and a headless browser's media pipeline can drop the first play() on such a machine: one more
 const report = () => { done([audio.currentTime, audio.paused]); audio.pause(); };
-const poll = () => (audio.currentTime > 0 || Date.now() - started > 5000) ? report() : setTimeout(poll, 100);
+const poll = () => {
+  if (audio.currentTime > 0 || Date.now() - started > 8000) return report();
+  if (audio.paused && !retried && Date.now() - started > 2500) { retried = true; audio.play().catch(() => {}); }
+  setTimeout(poll, 100);
+};
 audio.play().then(() => setTimeout(poll, 300), error => done(['refused', String(error)]));"""
 
 
