@@ -37,7 +37,7 @@ def still_camera_clip(T: int = 6, step: int = 2, size: int = 48) -> torch.Tensor
     ramp = torch.linspace(0.2, 0.8, size)
     frames = []
     for t in range(T):
-        frame = torch.stack([ramp[None, :].expand(size, size), ramp[:, None].expand(size, size), 0.5 + 0 * ramp[None, :].expand(size, size)])
+        frame = torch.stack([ramp[None, :].expand(size, size), ramp[:, None].expand(size, size), torch.full((size, size), 0.5)])
         frame = frame + 0.02 * torch.randn(frame.shape, generator=g)
         frame[:, 18:30, 6 + step * t:18 + step * t] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
         frames.append(frame)

@@ -421,7 +421,6 @@ class VideoDataModule(SplitDataModule):
             raise InputError(f"class folder {root / untrained[0]}: no readable training clip "
                              f"({len(untrained)} classes have none: {', '.join(untrained[:5])})")
 
-
     def split_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             hint = {"val": " (raise val_fraction)", "test": " (raise test_fraction, or give split files)"}.get(split, "")

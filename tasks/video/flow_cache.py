@@ -18,7 +18,7 @@ import torch
 from tasks.common.atomic import save_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.video.motion import CHANGE, VOTE_TILES, TILE, clip_flow
+from tasks.video.motion import CHANGE, TILE, VOTE_TILES, clip_flow
 
 FLOW_VERSION = 2  # bump when scene_flow changes, so old flow is not reused
 

@@ -74,11 +74,7 @@ def _camera_moved(frames: Tensor, shifts: Tensor) -> Tensor:
     t-1 moved by the shift better than frame t-1 unmoved (a region the move uncovers has no say). A still camera
     over a smooth background, with a sharp shape moving across it, is the case this settles: phase correlation
     follows the shape (nothing else votes), but every region the shape is not in matches best unmoved."""
-    H, W = frames.shape[-2:]
-    y = torch.arange(H, device=frames.device)[:, None]
-    x = torch.arange(W, device=frames.device)[None, :]
-    dy, dx = shifts[..., 0, None, None], shifts[..., 1, None, None]
-    inside = ((y - dy >= 0) & (y - dy <= H - 1) & (x - dx >= 0) & (x - dx <= W - 1)).float()  # (B, T-1, H, W)
+    inside = _covered(shifts, *frames.shape[-2:]).float()  # (B, T-1, H, W)
     share = F.adaptive_avg_pool2d(inside.flatten(0, 1)[:, None], VOTE_TILES).view(*shifts.shape[:2], -1)
     following = frames[:, 1:].float()
 
@@ -91,6 +87,15 @@ def _camera_moved(frames: Tensor, shifts: Tensor) -> Tensor:
     covered = share > 0.5
     votes = ((moved < unmoved) & covered).sum(dim=-1)
     return (shifts.abs().sum(dim=-1) > 0) & (2 * votes > covered.sum(dim=-1))
+
+
+def _covered(shifts: Tensor, H: int, W: int) -> Tensor:
+    """shifts (..., 2) = (dy, dx) -> (..., H, W) bool: the pixels a frame moved by the shift still has picture for
+    (the rest is the strip the move brought in)."""
+    y = torch.arange(H, device=shifts.device)[:, None]
+    x = torch.arange(W, device=shifts.device)[None, :]
+    dy, dx = shifts[..., 0, None, None], shifts[..., 1, None, None]
+    return (y - dy >= 0) & (y - dy <= H - 1) & (x - dx >= 0) & (x - dx <= W - 1)
 
 
 def shifted(images: Tensor, shifts: Tensor) -> Tensor:
@@ -113,10 +118,7 @@ def stabilised_differences(frames: Tensor) -> Tensor:
         return torch.zeros_like(frames)
     shifts = camera_shifts(frames)  # (B, T-1, 2)
     previous = shifted(frames[:, :-1], shifts[:, :, None])  # (B, T-1, C, H, W), aligned to frame t
-    y = torch.arange(H, device=frames.device)[:, None]
-    x = torch.arange(W, device=frames.device)[None, :]
-    dy, dx = shifts[..., 0, None, None], shifts[..., 1, None, None]
-    inside = (y - dy >= 0) & (y - dy <= H - 1) & (x - dx >= 0) & (x - dx <= W - 1)  # (B, T-1, H, W)
+    inside = _covered(shifts, H, W)  # (B, T-1, H, W)
     moved = (frames[:, 1:].float() - previous) * inside[:, :, None]
     return torch.cat([torch.zeros_like(frames[:, :1]), moved.to(frames.dtype)], dim=1)
 
