@@ -233,12 +233,17 @@ def test_attention_masks_hide_padding(kind):
     torch.testing.assert_close(dec(tokens, memory=scrambled).logits, out.logits)
 
 
+def attending_decoder(seed: int, vocab_size: int, input_feeding: bool):
+    """An untrained decoder with general attention, 3 memories to attend over and their start tokens."""
+    torch.manual_seed(seed)
+    dec = LSTMDecoder(vocab_size=vocab_size, hidden_size=8, attention="general", memory_size=6,
+                      input_feeding=input_feeding).eval()
+    return dec, make_memory(), torch.full((3,), 1)
+
+
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_beam_of_one_equals_greedy(input_feeding):
-    torch.manual_seed(3)
-    dec = LSTMDecoder(vocab_size=9, hidden_size=8, attention="general", memory_size=6, input_feeding=input_feeding).eval()
-    memory = make_memory()
-    start = torch.full((3,), 1)
+    dec, memory, start = attending_decoder(3, 9, input_feeding)
     with torch.no_grad():
         g = greedy(dec, start, 12, memory=memory, eos=2)
         b = beam_search(dec, start, 12, beam_size=1, memory=memory, eos=2, alpha=0.6)
@@ -248,10 +253,7 @@ def test_beam_of_one_equals_greedy(input_feeding):
 def test_unscored_and_one_by_one_decoding_give_the_batchs_tokens():
     """Scores only when asked for, and a batch of one that ends at its own eos without the batch's masks: the same
     tokens either way (translation and melodies decode like this at batch 1)."""
-    torch.manual_seed(5)
-    dec = LSTMDecoder(vocab_size=5, hidden_size=8, attention="general", memory_size=6, input_feeding=True).eval()
-    memory = make_memory()
-    start = torch.full((3,), 1)
+    dec, memory, start = attending_decoder(5, 5, input_feeding=True)
     with torch.no_grad():
         batched = greedy(dec, start, 12, memory=memory, eos=2)
         unscored = greedy(dec, start, 12, memory=memory, eos=2, score=False)

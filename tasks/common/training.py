@@ -17,8 +17,8 @@ from tasks.common.atomic import save_atomic
 from tasks.common.distributed import RankZeroCheckpointIO
 from tasks.common.errors import InputError
 from tasks.common.launching import launched_as_rank_zero, launcher_topology
-from tasks.common.memory import keep_freed_memory
 from tasks.common.logging import check_wandb_login, finish, make_logger, resolve_wandb_mode, wandb_run_dir
+from tasks.common.memory import keep_freed_memory
 from tasks.common.resuming import (CONFIG, ResumeState, check_fits, check_training_checkpoint, resume_arguments,
                                    split_resume, wandb_run_id)
 from tasks.common.task import Task, config_path
