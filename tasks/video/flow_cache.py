@@ -1,5 +1,5 @@
-"""Scene flow is the cost of a flow stream (0.16 s a 24-frame clip at 64 x 64 on one core: on the fly, it bounded
-training to a quarter of the epochs), so it is computed once per clip, next to the frame cache.
+"""Scene flow is the cost of a flow stream (0.16 s a 24-frame clip at 96 x 96 on one core: on the fly, it would bound
+training to a fraction of the epochs), so it is computed once per clip, next to the frame cache.
 
 A clip's entry is <frame cache>/flow-<digest>/<key>.npy, (N, H, W, 2) float16: motion.clip_flow of *all* the clip's
 cached frames, whole, (dx, dy) pixels at frame n from frame n-1 (zero at n = 0), channels last like the frames, so
@@ -12,19 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from tasks.common.atomic import save_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.video.motion import CHANGE, TILE, VOTE_TILES, clip_flow
+from tasks.video.motion import CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES, clip_flow
 
-FLOW_VERSION = 2  # bump when scene_flow changes, so old flow is not reused
+FLOW_VERSION = 3  # bump when scene_flow changes, so old flow is not reused
 
 
 def flow_folder(frames_folder: str | Path) -> Path:
-    return Path(frames_folder) / f"flow-{stamp_digest([FLOW_VERSION, CHANGE, TILE, VOTE_TILES], 8)}"
+    return Path(frames_folder) / f"flow-{stamp_digest([FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES], 8)}"
 
 
 def flow_file(folder: Path, frames_file: Path) -> Path:
@@ -45,12 +46,14 @@ def cache_flow(frames_file: str, *, folder: str) -> int:
     One thread: parallelism comes from one process per core (and in the main process the setting is restored).
     Written atomically: a killed run leaves no half entry.
     """
-    threads = torch.get_num_threads()
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     try:
         flow = flow_of(np.load(frames_file))
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
     save_atomic(flow_file(Path(folder), Path(frames_file)), lambda file: np.save(file, flow))
     return len(flow)
 

@@ -32,7 +32,7 @@ class LRCN(nn.Module):
     predicted distributions (returned as log-probabilities, which cross-entropy takes as logits). motion_steps:
     each step's motion encoder sees that many consecutive motion fields as channels (early fusion: a piece of
     trajectory, motion.stacked). flow_pool: the flow stream's encoder reads flow averaged over flow_pool x
-    flow_pool pixels (2: a quarter of the convolutions' cost, and less of Lucas-Kanade's pixel noise; flow is
+    flow_pool pixels (2: a quarter of the convolutions' cost, and less of the flow's pixel noise; flow is
     smooth where an actor moves, so little is lost). turning: the flow stream also reads how each pixel's flow
     turned since the step before (motion.with_turning: 2 more channels), what tells a circle's direction. Flow can
     be given (the flow cache's, tasks/video/flow_cache.py): else it is computed from the frames here.
