@@ -61,6 +61,36 @@ def melody_rates(variants, repeats: int, length: int, device: str) -> dict:
         lambda: model.generate(batch, length, seed=0), repeats, variants)) for batch in (1, 64)}
 
 
+def melody_floor(repeats: int, length: int, device: str) -> dict:
+    """Batch-1 events/s if a step were its weight products alone (every addmm of the lean step, nothing else), in
+    runs alternating with whole sampling runs: the ceiling the step's memory traffic sets, and the share of a step
+    that is that traffic. Each product reads a (in, 4H) float32 matrix (1 MB for 256 x 1024) for one row."""
+    model = MelodyModel(vocab_size=40, **model_settings("music")).to(device).eval()
+    with torch.inference_mode():
+        lean = core.lean.for_generation(model.decoder)
+        x = torch.zeros(1, lean.w_hh[0].shape[0], device=device)
+        products = [(lean.bias[0], lean.w_hh[0])] + [(lean.bias[k], w) for k in range(1, lean.num_layers)
+                                                      for w in (lean.w_ih[k], lean.w_hh[k])]
+        products.append((lean.output_bias, lean.output_weight))
+
+        def weight_products():
+            for _ in range(length):
+                for bias, weight in products:
+                    torch.addmm(bias, x, weight)
+
+        floor, whole = [], []
+        for index in range(repeats + 1):
+            for run, times in ((weight_products, floor), (lambda: model.generate(1, length, seed=0), whole)):
+                start = time.perf_counter()
+                run()
+                if index:
+                    times.append(time.perf_counter() - start)
+    rates = sorted(length / t for t in floor)
+    return {"melody events/s, batch 1, weight products alone": {
+        "median": statistics.median(rates), "min": rates[0], "max": rates[-1],
+        "share of a step": statistics.median(f / w for f, w in zip(floor, whole))}}
+
+
 def translation_rates(variants, repeats: int, sentences: int, device: str) -> dict:
     model = TranslationModel(vocab_size=1000, **model_settings("translation")).to(device).eval()
     src = torch.randint(4, 1000, (sentences, 12), device=device)  # about a numbers sentence's length in subwords
@@ -90,12 +120,15 @@ def main(argv=None) -> int:
 
     variants = (True, False) if args.reference else (True,)
     table = {**melody_rates(variants, args.repeats, args.length, args.device),
+             **melody_floor(args.repeats, args.length, args.device),
              **translation_rates(variants, args.repeats, args.sentences, args.device)}
     print(f"{'':44} {'median':>10} {'min-max':>20}" + ("   lean / reference (paired)" if args.reference else ""))
     for key, row in table.items():
         line = f"{key:44} {row['median']:10.1f} {row['min']:9.1f}-{row['max']:<10.1f}"
         if "ratio" in row:
             line += f"   {row['ratio']:.2f}x (reference {row['reference']:.1f})"
+        if "share of a step" in row:
+            line += f"   {row['share of a step']:.0%} of a whole step"
         print(line)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "device": args.device,

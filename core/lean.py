@@ -16,6 +16,7 @@ It has no gradients and its own copy of the weights: `for_generation` rebuilds i
 """
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple, Optional
 
 import torch
@@ -76,6 +77,13 @@ class LeanStep:
         self.output_weight = decoder.output.weight.detach().t().contiguous()  # (H or E, V)
         self.output_bias = decoder.output.bias.detach()
 
+    def banning(self, tokens: Tensor) -> "LeanStep":
+        """This step with `tokens` (indices) never chosen: their output bias is -inf, so their logits are -inf
+        without a masking operation every step."""
+        banned = copy.copy(self)
+        banned.output_bias = self.output_bias.index_fill(0, tokens, float("-inf"))
+        return banned
+
     @staticmethod
     def _cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         i, f, g, o = gates.sigmoid().chunk(4, dim=1)  # g is sigmoid(2x) of the candidate's x
@@ -90,7 +98,7 @@ class LeanStep:
         if isinstance(state, DecoderState):
             state = LeanState(state.h.unbind(0), state.c.unbind(0), state.feed)
         if self.token_gates is not None:
-            gates = self.token_gates[token]  # (B, 4H)
+            gates = self.token_gates.index_select(0, token)  # (B, 4H); cheaper to call than indexing
         else:
             gates = torch.addmm(self.bias[0], self.embedding[token], self.token_weight)
         if self.input_feeding:

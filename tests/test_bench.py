@@ -55,3 +55,15 @@ def test_the_table_shows_each_task_and_names_a_failure():
     assert "| music | 100.0 (90.0-110.0) | 125.0 (90.0-110.0) | **0.80** | validation 15%, epoch end 5% | 2.00 GiB | events/s, batch 1 100 (90-110) |" in text
     assert "| speech | failed: exit 1: boom |" in text
     assert "| speech: no lengths | 100.00 (90.00-110.00) |" in text
+
+
+def test_a_task_skipped_for_want_of_its_data_is_shown_and_does_not_fail_make_bench(monkeypatch, tmp_path, capsys):
+    from bench import suite
+
+    monkeypatch.setattr(suite, "REPO", tmp_path)
+    monkeypatch.setattr(suite, "RESULTS", tmp_path / "suite.json")
+    monkeypatch.setattr(suite.encoder_parity, "measure", lambda: {})
+    monkeypatch.setattr(suite, "run_task", lambda task, *rest: {"task": task, "error": "exit 1: boom"})
+    assert suite.main(["music-pianoroll", "--jsb", ""]) == 0  # no JSB file: skipped, not run
+    assert "| music-pianoroll | skipped: it needs the JSB Chorales split" in capsys.readouterr().out
+    assert suite.main(["music-pianoroll", "forecast", "--jsb", ""]) == 1  # a task that ran and failed still fails it

@@ -331,6 +331,23 @@ def test_sampling_filters():
         sample(dec, start, 5, temperature=0)
 
 
+def test_banned_tokens_are_never_chosen_on_the_lean_path_and_the_kept_step_is_unchanged():
+    torch.manual_seed(0)
+    dec = LSTMDecoder(vocab_size=9, hidden_size=8).eval()
+    start, banned = torch.full((16,), 3), [0, 1, 2]
+    module = greedy(dec, start, 6, banned=banned)  # autograd on: the module path, masking each step's logits
+    with torch.no_grad():
+        lean = greedy(dec, start, 6, banned=banned)  # the lean path: the banned tokens' output bias is -inf
+        hot = dict(temperature=5.0, score=False)
+        free = sample(dec, start, 6, generator=torch.Generator().manual_seed(0), **hot)
+        kept = sample(dec, start, 6, banned=banned, generator=torch.Generator().manual_seed(0), **hot)
+        assert torch.isfinite(for_generation(dec).output_bias).all()  # the step kept on the decoder bans nothing
+    assert torch.equal(lean.tokens, module.tokens)
+    torch.testing.assert_close(lean.scores, module.scores)
+    assert torch.isin(free.tokens, torch.tensor(banned)).any()  # they would be drawn
+    assert not torch.isin(kept.tokens, torch.tensor(banned)).any()
+
+
 def test_learning_rate_schedule_follows_the_validation_loss_not_the_checkpoint_metric():
     from tasks.common.optim import adamw_with_plateau
 
