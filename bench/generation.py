@@ -68,15 +68,17 @@ def melody_floor(repeats: int, length: int, device: str) -> dict:
     model = MelodyModel(vocab_size=40, **model_settings("music")).to(device).eval()
     with torch.inference_mode():
         lean = core.lean.for_generation(model.decoder)
-        x = torch.zeros(1, lean.w_hh[0].shape[0], device=device)
-        products = [(lean.bias[0], lean.w_hh[0])] + [(lean.bias[k], w) for k in range(1, lean.num_layers)
-                                                      for w in (lean.w_ih[k], lean.w_hh[k])]
-        products.append((lean.output_bias, lean.output_weight))
+        weights = [(lean.bias[0], lean.w_hh[0])] + [(lean.bias[k], w) for k in range(1, lean.num_layers)
+                                                     for w in (lean.w_ih[k], lean.w_hh[k])]
+        if lean.bottleneck is not None:
+            weights.append((lean.bottleneck[1], lean.bottleneck[0]))
+        weights.append((lean.output_bias, lean.output_weight))
+        products = [(bias, torch.zeros(1, weight.shape[0], device=device), weight) for bias, weight in weights]
 
         def weight_products():
             for _ in range(length):
-                for bias, weight in products:
-                    torch.addmm(bias, x, weight)
+                for bias, row, weight in products:
+                    torch.addmm(bias, row, weight)
 
         floor, whole = [], []
         for index in range(repeats + 1):

@@ -49,9 +49,8 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 def _decode(decoder, start, max_len, state, memory, eos, pad, banned, choose, score) -> Hypotheses:
     """The loop greedy and sample share. Generation at batch 1 is bound by per-step overhead, so a step does
     only what it needs: chosen tokens are kept in a list and stacked once, banned tokens are -inf in the lean
-    step's output bias (else one in-place fill),
-    log-probabilities are taken only when scores are asked for, and a single sequence ends on its own eos
-    without the batch's masks."""
+    step's output bias (else one in-place fill), log-probabilities are taken only when scores are asked for,
+    and a single sequence ends on its own eos without the batch's masks."""
     decoder = for_generation(decoder)
     B, device = start.shape[0], start.device
     total = torch.zeros(B, device=device) if score else None
