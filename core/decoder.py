@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from core.attention import Attention, Memory
+from core.fused import LSTM
 from core.init import initialise_lstm
 
 
@@ -52,7 +53,7 @@ class LSTMDecoder(nn.Module):
         self.hidden_size, self.num_layers, self.input_feeding = hidden_size, num_layers, input_feeding
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(
+        self.lstm = LSTM(
             embedding_dim + (hidden_size if input_feeding else 0),
             hidden_size,
             num_layers=num_layers,

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from core.fused import LSTM, fused
 from core.init import initialise_lstm
 
 State = tuple[Tensor, Tensor]  # (h, c), each (L*D, B, H)
@@ -59,7 +60,7 @@ class LSTMEncoder(nn.Module):
         else:
             self.embedding = None
         self.input_dropout = nn.Dropout(dropout if input_dropout is None else input_dropout)
-        self.lstm = nn.LSTM(
+        self.lstm = LSTM(
             input_size,
             hidden_size,
             num_layers=num_layers,
@@ -137,6 +138,9 @@ class LSTMEncoder(nn.Module):
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         weights = [getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in names]
         zeros = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
-        # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-        outputs, _, _ = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)
-        return outputs
+
+        def kernel(inputs: Tensor, hx: State) -> Tensor:
+            # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+            return torch.lstm(inputs, hx, weights, True, 1, 0.0, self.training, False, True)[0]
+
+        return fused(kernel, x, (zeros, zeros))

@@ -348,6 +348,24 @@ def test_banned_tokens_are_never_chosen_on_the_lean_path_and_the_kept_step_is_un
     assert not torch.isin(kept.tokens, torch.tensor(banned)).any()
 
 
+def test_bf16_autocast_on_a_cpu_without_bf16_runs_the_lstm_in_float32(monkeypatch):
+    import core.fused
+
+    monkeypatch.setattr(core.fused, "cpu_has_bf16", lambda: False)  # as on this project's AMD machines, anywhere
+    core.fused._say_float32.cache_clear()
+    torch.manual_seed(0)
+    enc = LSTMEncoder(input_size=8, hidden_size=16, num_layers=2, bidirectional=True).eval()
+    dec = LSTMDecoder(vocab_size=11, hidden_size=8).eval()
+    x, lengths, tokens = torch.randn(3, 5, 8), torch.tensor([5, 3, 2]), torch.randint(0, 11, (2, 4))
+    expected = [enc(x, lengths).outputs, enc(x, lengths, need_state=False).outputs, dec.lstm(dec.embedding(tokens))[0]]
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.warns(UserWarning, match="the LSTM runs in float32"):
+        got = [enc(x, lengths).outputs, enc(x, lengths, need_state=False).outputs, dec.lstm(dec.embedding(tokens))[0]]
+        assert torch.isfinite(dec(tokens).logits).all()
+    for out, want in zip(got, expected):  # packed, padded (torch.lstm per direction) and the decoder's call
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, want)
+
+
 def test_learning_rate_schedule_follows_the_validation_loss_not_the_checkpoint_metric():
     from tasks.common.optim import adamw_with_plateau
 
