@@ -19,7 +19,10 @@ from torch.nn.utils.rnn import PackedSequence
 
 @functools.cache
 def cpu_has_bf16() -> bool:
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: nothing to fall back from
+        return True
 
 
 def _needs_float32(inputs: Tensor | PackedSequence) -> bool:
