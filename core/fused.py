@@ -26,9 +26,10 @@ def cpu_has_bf16() -> bool:
 
 
 def _needs_float32(inputs: Tensor | PackedSequence) -> bool:
+    if not torch.is_autocast_enabled("cpu"):  # the usual case, asked first: every LSTM call passes here
+        return False
     data = inputs.data if isinstance(inputs, PackedSequence) else inputs
-    return (data.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not cpu_has_bf16())
+    return data.device.type == "cpu" and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not cpu_has_bf16()
 
 
 @functools.cache
