@@ -25,7 +25,8 @@ FLOW_VERSION = 3  # bump when scene_flow changes, so old flow is not reused
 
 
 def flow_folder(frames_folder: str | Path) -> Path:
-    return Path(frames_folder) / f"flow-{stamp_digest([FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES], 8)}"
+    settings = [FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES]
+    return Path(frames_folder) / f"flow-{stamp_digest(settings, 8)}"
 
 
 def flow_file(folder: Path, frames_file: Path) -> Path:
