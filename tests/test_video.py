@@ -1,6 +1,7 @@
 """Video end to end on tiny synthetic clips: the LRCN learns, wandb gets the metrics and the confusion matrix,
 a checkpoint alone classifies video files, bad files are reported; the network's heads and backbones."""
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +11,12 @@ from learning import RECORD, assert_beats, recorded
 from tasks.cli import main
 from tasks.common.checkpoints import load_model
 from tasks.common.errors import InputError
+from tasks.common.resuming import check_fits
 from tasks.common.training import train
 from tasks.registry import get_task
 from tasks.video.decode import decode_clip
 from tasks.video.model import VideoModel
-from tasks.video.data import VideoDataModule, VideoDataset
+from tasks.video.data import Batch, VideoDataModule, VideoDataset
 from tasks.video.network import LRCN
 from tasks.video.render import render_clip
 from tasks.video.render_cluttered import CLUTTERED_CLASSES, render_cluttered_clip
@@ -56,17 +58,19 @@ def test_tiny_run_learns(trained):
     assert len(losses) == 16 and losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("inputs", ["diff", "stable-diff", "rgb+stable-diff", "flow"])  # rgb+diff: as rgb+stable-diff
-def test_tiny_run_learns_from_each_motion_input(inputs, trained, tmp_path):
+@pytest.mark.parametrize("inputs, members", [("diff", 1), ("stable-diff", 1), ("rgb+stable-diff", 1), ("flow", 1),
+                                             ("flow", 2)])  # rgb+diff: as rgb+stable-diff
+def test_tiny_run_learns_from_each_motion_input(inputs, members, trained, tmp_path):
     """The motion streams alone and fused with RGB, each on held-out clips of two mirror-image motions (the corpus
     and frame cache of the rgb run above, so only training is repeated); flow from the flow cache, which the CLI's
-    link from --model.inputs has the data build."""
+    link from --model.inputs has the data build; and flow with an ensemble of two members."""
     data = trained.trainer.datamodule.hparams
     result = train(get_task("video"), [
         f"--data.synth_clips_per_class={data.synth_clips_per_class}", f"--data.synth_classes={TWO_MOTIONS}",
         "--data.synth_frames=8", "--data.synth_size=32", "--data.frames=4", "--data.cache_frames=8",
         "--data.height=32", "--data.width=32", "--data.crop=28", "--data.batch_size=16", "--data.num_workers=0",
         "--data.prepare_workers=1", f"--data.cache_dir={data.cache_dir}", f"--model.inputs={inputs}",
+        f"--model.members={members}",
         "--model.channels=[8, 16]", "--model.feature_size=32", "--model.hidden_size=32", "--model.dropout=0.0",
         "--model.lr=0.003", "--model.lr_patience=100", "--trainer.max_epochs=12",
         "--trainer.enable_progress_bar=false",
@@ -142,12 +146,12 @@ def test_torchvision_backbones_load_local_weights_and_freeze(name, tmp_path):
     model = VideoModel(class_names=["a", "b"], backbone=name, backbone_weights=str(tmp_path / "weights.pth"),
                        inputs="rgb+diff", freeze_backbone=True, frames=2, crop=32, height=32, width=32)
     model.setup("fit")
-    for stream in model.net.streams.values():  # both streams start from the file
+    for stream in model.net.members[0].streams.values():  # both streams start from the file
         mine = dict(stream.model.named_parameters())
         assert all(torch.equal(mine[k], v) for k, v in reference.named_parameters() if k in mine)
         assert not any(p.requires_grad for p in stream.parameters())
     model.train()
-    assert not any(m.training for m in model.net.streams["rgb"].model.modules())  # frozen batch norms keep statistics
+    assert not any(m.training for m in model.net.members[0].streams["rgb"].model.modules())  # frozen batch norms keep statistics
     assert model(torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8)).shape == (2, 2)
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     wrong = VideoModel(class_names=["a", "b"], backbone=name, backbone_weights=str(tmp_path / "wrong.pth"))
@@ -164,14 +168,34 @@ def test_imagenet_weights_are_looked_up_never_downloaded(tmp_path, monkeypatch):
         VideoModel(class_names=["a", "b"], backbone="resnet18", freeze_backbone=True)
 
 
-def test_checkpoints_from_before_the_streams_load_as_the_rgb_stream():
+def test_an_ensemble_predicts_its_members_mean_probability_and_each_member_learns_from_its_own_loss():
+    torch.manual_seed(0)
+    model = VideoModel(class_names=["a", "b", "c"], channels=[8], feature_size=16, hidden_size=16, dropout=0.0,
+                       members=3)
+    frames = torch.randint(0, 255, (4, 3, 3, 20, 20), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0])
+    members = model.member_logits(frames)
+    assert members.shape == (3, 4, 3)
+    assert not torch.allclose(members[0], members[1], atol=1e-3)  # each from its own initialisation
+    assert torch.allclose(model(frames).exp(), members.softmax(-1).mean(0), atol=1e-6)
+    model.training_step(Batch(frames, labels, torch.arange(4)), 0).backward()
+    together = [p.grad.clone() for p in model.net.members[0].parameters()]
+    model.zero_grad()
+    (torch.nn.functional.cross_entropy(model.member_logits(frames)[0], labels) / 3).backward()  # member 0's loss alone
+    alone = [p.grad for p in model.net.members[0].parameters()]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(together, alone))
+
+
+@pytest.mark.parametrize("old_prefix", ["net.cnn.", "net.streams.rgb."])  # before the streams; before ensembles
+def test_older_checkpoints_load_as_the_only_member(old_prefix):
     model = VideoModel(class_names=["a", "b"], channels=[8], feature_size=16, hidden_size=16)
-    old = {k.replace("net.streams.rgb.", "net.cnn."): torch.randn_like(v) if v.is_floating_point() else v
-           for k, v in model.state_dict().items()}
+    old = {k.replace("net.members.0.streams.rgb.", old_prefix).replace("net.members.0.", "net."):
+           torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     checkpoint = {"state_dict": old}
     model.on_load_checkpoint(checkpoint)
-    model.load_state_dict(checkpoint["state_dict"])
-    assert torch.equal(model.net.streams.rgb.conv[0].weight, old["net.cnn.conv.0.weight"])
+    model.load_state_dict(checkpoint["state_dict"])  # strict: every key found
+    assert torch.equal(model.net.members[0].streams.rgb.conv[0].weight, old[old_prefix + "conv.0.weight"])
+    check_fits(Path("old.ckpt"), {"state_dict": old}, model)  # so --run.resume takes it too
 
 
 @pytest.mark.parametrize("motion", ["diff", "stable-diff", "flow"])

@@ -61,9 +61,12 @@ def check_training_checkpoint(path: Path, model_class) -> dict:
 
 
 def check_fits(path: Path, checkpoint: dict, model) -> None:
-    """The checkpoint's weights have the shapes of `model` (built from the run's config and the overrides)."""
+    """The checkpoint's weights have the shapes of `model` (built from the run's config and the overrides), under
+    the names the model gives an older checkpoint's weights (its on_load_checkpoint, on a copy)."""
     mine = model.state_dict()
-    for name, tensor in checkpoint["state_dict"].items():
+    renamed = dict(checkpoint)
+    model.on_load_checkpoint(renamed)
+    for name, tensor in renamed["state_dict"].items():
         if name not in mine or mine[name].shape != tensor.shape:
             have = tuple(mine[name].shape) if name in mine else "nothing"
             raise InputError(f"--run.resume {path}: {name} has shape {tuple(tensor.shape)} there, {have} in this "
