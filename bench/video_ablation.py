@@ -6,7 +6,8 @@
 
 Each run is `make train TASK=video ARGS="--config configs/video-cluttered.yaml --model.inputs=... --model.backbone=..."`
 with its time budget; the table gives test accuracy (held-out clips), the validation score its checkpoint was
-chosen on (validation loss; rows from before 2026-12-04 were chosen on validation accuracy), and minutes. Runs are added to bench/results/video_ablation.json, replacing earlier ones of the same setting.
+chosen on (validation loss; rows from before 2026-12-04 were chosen on validation accuracy), and minutes. Runs
+are added to bench/results/video_ablation.json, replacing earlier ones of the same setting.
 """
 from __future__ import annotations
 

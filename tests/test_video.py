@@ -184,6 +184,8 @@ def test_an_ensemble_predicts_its_members_mean_probability_and_each_member_learn
     (torch.nn.functional.cross_entropy(model.member_logits(frames)[0], labels) / 3).backward()  # member 0's loss alone
     alone = [p.grad for p in model.net.members[0].parameters()]
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(together, alone))
+    with pytest.raises(InputError, match="members 0: must be at least 1"):
+        VideoModel(class_names=["a", "b"], members=0)
 
 
 @pytest.mark.parametrize("old_prefix", ["net.cnn.", "net.streams.rgb."])  # before the streams; before ensembles

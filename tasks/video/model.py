@@ -122,6 +122,8 @@ class VideoModel(L.LightningModule):
         if freeze_backbone and not backbone_weights:
             raise InputError("--model.freeze_backbone needs --model.backbone_weights (imagenet or a file): a frozen "
                              "random backbone learns nothing")
+        if members < 1:
+            raise InputError(f"--model.members {members}: must be at least 1 (the networks averaged)")
         K = len(class_names)
         self.net = Ensemble(members, num_classes=K, backbone=backbone, freeze_backbone=freeze_backbone,
                             inputs=inputs, channels=channels, grid=grid, keypoints=keypoints,
