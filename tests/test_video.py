@@ -151,7 +151,8 @@ def test_torchvision_backbones_load_local_weights_and_freeze(name, tmp_path):
         assert all(torch.equal(mine[k], v) for k, v in reference.named_parameters() if k in mine)
         assert not any(p.requires_grad for p in stream.parameters())
     model.train()
-    assert not any(m.training for m in model.net.members[0].streams["rgb"].model.modules())  # frozen batch norms keep statistics
+    frozen = model.net.members[0].streams["rgb"].model
+    assert not any(m.training for m in frozen.modules())  # frozen batch norms keep statistics
     assert model(torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8)).shape == (2, 2)
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     wrong = VideoModel(class_names=["a", "b"], backbone=name, backbone_weights=str(tmp_path / "wrong.pth"))
