@@ -1,5 +1,5 @@
-"""Scene flow is the cost of a flow stream (0.16 s a 24-frame clip at 96 x 96 on one core: on the fly, it would bound
-training to a fraction of the epochs), so it is computed once per clip, next to the frame cache.
+"""Scene flow is the cost of a flow stream (0.4 s a 24-frame clip at 96 x 96 on one core, three colour channels: on the
+fly, it would bound training to a fraction of the epochs), so it is computed once per clip, next to the frame cache.
 
 A clip's entry is <frame cache>/flow-<digest>/<key>.npy, (N, H, W, 2) float16: motion.clip_flow of *all* the clip's
 cached frames, whole, (dx, dy) pixels at frame n from frame n-1 (zero at n = 0), channels last like the frames, so
@@ -19,13 +19,15 @@ import torch
 from tasks.common.atomic import save_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.video.motion import CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES, clip_flow
+from tasks.video.motion import (CHANGE, CHANGE_REACH, CHANNEL_POWER, FARNEBACK, GREY_GAIN, LUMINANCE_FLOOR, OPPONENT,
+                                TILE, VOTE_TILES, clip_flow)
 
-FLOW_VERSION = 3  # bump when scene_flow changes, so old flow is not reused
+FLOW_VERSION = 4  # bump when scene_flow changes, so old flow is not reused
 
 
 def flow_folder(frames_folder: str | Path) -> Path:
-    settings = [FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES]
+    settings = [FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES, OPPONENT, CHANNEL_POWER,
+                LUMINANCE_FLOOR]
     return Path(frames_folder) / f"flow-{stamp_digest(settings, 8)}"
 
 

@@ -7,6 +7,7 @@ Shapes: B clips, T frames, C channels, H x W frame size.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -111,14 +112,14 @@ def shifted(images: Tensor, shifts: Tensor) -> Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(images.float()) * ramp, s=(H, W))
 
 
-def stabilised_differences(frames: Tensor) -> Tensor:
+def stabilised_differences(frames: Tensor, shifts: Optional[Tensor] = None) -> Tensor:
     """(B, T, C, H, W) -> (B, T, C, H, W): frame t minus frame t-1 moved by the camera's shift between them, so
     a panning camera's background cancels and what moves *in the scene* remains; zero for the first frame and
-    where frame t-1 had no picture (the strip the pan brought in)."""
+    where frame t-1 had no picture (the strip the pan brought in). shifts: camera_shifts(frames), if known."""
     B, T, C, H, W = frames.shape
     if T < 2:
         return torch.zeros_like(frames)
-    shifts = camera_shifts(frames)  # (B, T-1, 2)
+    shifts = camera_shifts(frames) if shifts is None else shifts  # (B, T-1, 2)
     previous = shifted(frames[:, :-1], shifts[:, :, None])  # (B, T-1, C, H, W), aligned to frame t
     inside = _covered(shifts, H, W)  # (B, T-1, H, W)
     moved = (frames[:, 1:].float() - previous) * inside[:, :, None]
@@ -161,6 +162,24 @@ def farneback(grey: np.ndarray, start: np.ndarray) -> np.ndarray:
 CHANGE = 1.8  # summed absolute RGB change at which a pixel counts as fully moving: clip-normalised units (0.3 of
 # the 0..1 range at a typical clip's deviation of 0.17)
 CHANGE_REACH = 2  # pixels: a pixel counts as changed if one this near did; a plain actor's inside does not change
+OPPONENT = ((1.0, 1.0, 1.0), (1.0, -1.0, 0.0), (1.0, 1.0, -2.0))  # luminance, red-green, yellow-blue (rows of RGB)
+CHANNEL_POWER = 4.0  # a channel's say in a pixel's flow grows with its change there to this power: the channel the
+# moving thing shows in wins (2: 1.45 px actor error, 4: 1.43, 8: 1.43, against 2.13 for luminance alone)
+LUMINANCE_FLOOR = 0.05  # where no channel changed, luminance's flow (the moving weight makes it small there anyway)
+
+
+def opponent_channels(frames: Tensor) -> Tensor:
+    """(B, T, 3, H, W) RGB -> (B, T, 3, H, W): luminance, red-green and yellow-blue (OPPONENT, rows made unit length)."""
+    rows = torch.tensor(OPPONENT, dtype=frames.dtype, device=frames.device).view(-1, 3)
+    return torch.einsum("oc,btchw->btohw", rows / rows.norm(dim=1, keepdim=True), frames)
+
+
+def _nearby(change: Tensor) -> Tensor:
+    """(..., H, W) change -> the same, as the most within CHANGE_REACH pixels, smoothed: a plain actor's inside,
+    which does not change as it moves, counts as changed like its edges."""
+    flat = change.reshape(-1, 1, *change.shape[-2:])
+    spread = F.max_pool2d(flat, 2 * CHANGE_REACH + 1, stride=1, padding=CHANGE_REACH)
+    return _blurred(spread, 1.0).view(change.shape)
 
 
 def scene_flow(frames: Tensor) -> Tensor:
@@ -172,21 +191,35 @@ def scene_flow(frames: Tensor) -> Tensor:
     sand, so a small set cannot be memorised by its colours. A flow method guesses in flat or unchanged areas
     too, so the flow is weighted by how much the stabilised frames changed there or nearby (saturating at
     CHANGE): where nothing changed, nothing moved.
+
+    Farnebäck reads one channel, and brightness alone misses a thing that differs from its background in hue only
+    (a red actor on green grass of the same brightness). So colour frames are split into luminance and two
+    opponent colour channels (OPPONENT), each has its own flow, and each pixel takes them weighted by how much each
+    channel changed there (CHANNEL_POWER): the channel the moving thing shows in. Measured on 60 cluttered clips
+    against the renderer's true path: actor error 2.13 px with luminance alone, 1.43 with the three (the swings
+    2.7-2.9 to 1.5-1.6), for three times the flow's time.
     """
     B, T, C, H, W = frames.shape
     if T < 2:
         return frames.new_zeros(B, T, 2, H, W)
-    pan = camera_shifts(frames).flip(-1)  # (B, T-1, 2): (dx, dy)
-    grey = frames.detach().float().mean(dim=2)
-    grey = (grey - grey.mean(dim=(1, 2, 3), keepdim=True)) / (grey.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
-    grey = (grey * GREY_GAIN + 128).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
-    start = pan.detach().cpu().numpy()
-    flow = torch.from_numpy(np.stack([farneback(grey[b], start[b]) for b in range(B)])).to(frames.device)
-    flow = flow.permute(0, 1, 4, 2, 3) - pan[..., None, None]  # (B, T-1, 2, H, W): the pan taken out
-    change = stabilised_differences(frames.float())[:, 1:].abs().sum(dim=2).flatten(0, 1)[:, None]  # (B(T-1), 1, H, W)
-    change = F.max_pool2d(change, 2 * CHANGE_REACH + 1, stride=1, padding=CHANGE_REACH)
-    moving = (_blurred(change, 1.0).view(B, T - 1, 1, H, W) / CHANGE).clamp(max=1)
-    return torch.cat([frames.new_zeros(B, 1, 2, H, W), (flow * moving).to(frames.dtype)], dim=1)
+    frames = frames.detach().float()
+    shifts = camera_shifts(frames)  # (B, T-1, 2): (dy, dx)
+    pan = shifts.flip(-1)  # (dx, dy)
+    stable = stabilised_differences(frames, shifts)[:, 1:]  # (B, T-1, C, H, W)
+    moving = (_nearby(stable.abs().sum(dim=2)) / CHANGE).clamp(max=1)  # (B, T-1, H, W)
+    channels, channel_change = (opponent_channels(frames), opponent_channels(stable)) if C == 3 else (frames, stable)
+    centre = channels.mean(dim=(1, 3, 4), keepdim=True)
+    spread = channels.std(dim=(1, 3, 4), keepdim=True) + 1e-3  # each channel in its own clip's deviations
+    weights = _nearby(channel_change.abs() / spread) ** CHANNEL_POWER  # (B, T-1, C, H, W)
+    weights[:, :, 0] += LUMINANCE_FLOOR
+    grey = (((channels - centre) / spread) * GREY_GAIN + 128).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
+    start = pan.cpu().numpy()
+    flows = torch.from_numpy(np.stack([np.stack([farneback(grey[b, :, c], start[b]) for c in range(grey.shape[2])])
+                                       for b in range(B)])).to(frames.device)  # (B, C, T-1, H, W, 2)
+    flows = flows.permute(0, 2, 1, 5, 3, 4)  # (B, T-1, C, 2, H, W)
+    flow = (flows * weights[:, :, :, None]).sum(dim=2) / weights.sum(dim=2)[:, :, None]
+    flow = (flow - pan[..., None, None]) * moving[:, :, None]
+    return torch.cat([frames.new_zeros(B, 1, 2, H, W), flow], dim=1)
 
 
 def clip_normalised(frames: Tensor) -> Tensor:
