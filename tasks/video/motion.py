@@ -169,7 +169,7 @@ LUMINANCE_FLOOR = 0.05  # where no channel changed, luminance's flow (the moving
 
 
 def opponent_channels(frames: Tensor) -> Tensor:
-    """(B, T, 3, H, W) RGB -> (B, T, 3, H, W): luminance, red-green and yellow-blue (OPPONENT, rows made unit length)."""
+    """(B, T, 3, H, W) RGB -> (B, T, 3, H, W): luminance, red-green and yellow-blue (OPPONENT's rows, unit length)."""
     rows = torch.tensor(OPPONENT, dtype=frames.dtype, device=frames.device).view(-1, 3)
     return torch.einsum("oc,btchw->btohw", rows / rows.norm(dim=1, keepdim=True), frames)
 
