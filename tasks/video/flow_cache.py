@@ -19,15 +19,15 @@ import torch
 from tasks.common.atomic import save_atomic
 from tasks.common.caching import stamp_digest
 from tasks.common.errors import InputError
-from tasks.video.motion import (CHANGE, CHANGE_REACH, CHANNEL_POWER, FARNEBACK, GREY_GAIN, LUMINANCE_FLOOR, OPPONENT,
-                                TILE, VOTE_TILES, clip_flow)
+from tasks.video.motion import (CHANGE, CHANGE_REACH, CHANNEL_POWER, FARNEBACK, GREY_GAIN, LUMINANCE_FLOOR, NOISE_FLOOR,
+                                OPPONENT, TILE, VOTE_TILES, clip_flow)
 
-FLOW_VERSION = 4  # bump when scene_flow changes, so old flow is not reused
+FLOW_VERSION = 5  # bump when scene_flow changes, so old flow is not reused
 
 
 def flow_folder(frames_folder: str | Path) -> Path:
     settings = [FLOW_VERSION, CHANGE, CHANGE_REACH, FARNEBACK, GREY_GAIN, TILE, VOTE_TILES, OPPONENT, CHANNEL_POWER,
-                LUMINANCE_FLOOR]
+                LUMINANCE_FLOOR, NOISE_FLOOR]
     return Path(frames_folder) / f"flow-{stamp_digest(settings, 8)}"
 
 
