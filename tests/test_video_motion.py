@@ -148,16 +148,11 @@ def square_over_panning_world(square: torch.Tensor, step: int, contrast: float, 
     return torch.stack(frames), actor
 
 
-def clip_normalised(clip: torch.Tensor) -> torch.Tensor:
-    """(T, 3, H, W) -> (1, T, 3, H, W), each colour channel standardised over the clip."""
-    return ((clip - clip.mean(dim=(0, 2, 3), keepdim=True)) / clip.std(dim=(0, 2, 3), keepdim=True))[None]
-
-
 def isoluminant_clip(T: int = 6) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """A reddish square as bright as the world's mean, moving 3 pixels a frame in the scene over a faint texture: in
     brightness it is a flat patch in a faint texture, in colour a sharp one."""
     clip, actor = square_over_panning_world(torch.tensor([0.65, 0.25, 0.45]), step=4, contrast=0.05, T=T)
-    return clip_normalised(clip), actor
+    return motion.clip_normalised(255 * clip[None]), actor  # as clip_flow normalises a decoded clip
 
 
 @pytest.mark.parametrize("colour", [True, False], ids=["colour", "brightness-only"])
@@ -183,7 +178,7 @@ def noisy_grey_clip(noise: float, seed: int) -> tuple[torch.Tensor, list[tuple[i
     channels hold nothing but that noise."""
     clip, actor = square_over_panning_world(torch.tensor([0.7, 0.7, 0.7]), step=3, contrast=0.08, T=8)
     noisy = clip + torch.from_numpy(np.random.default_rng(seed).normal(0, noise / 255, clip.shape)).float()
-    return clip_normalised((noisy.clamp(0, 1) * 255).round() / 255), actor
+    return motion.clip_normalised((noisy.clamp(0, 1) * 255).round()[None]), actor
 
 
 @pytest.mark.parametrize("noise", [2.0, 6.0])
